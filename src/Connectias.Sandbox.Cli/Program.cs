@@ -1,0 +1,1 @@
+return Connectias.Sandbox.Cli.CliApp.Run(args, Console.Out, Console.Error);
