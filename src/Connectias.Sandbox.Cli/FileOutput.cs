@@ -28,8 +28,12 @@ internal static class FileOutput
     /// <summary>Creates a file readable only by its owner (mode 0600); never overwrites.</summary>
     public static void WritePrivate(string path, string content)
     {
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        };
         using var stream = new FileStream(path, options);
         using var writer = new StreamWriter(stream);
         writer.Write(content);
