@@ -67,4 +67,14 @@ public static class ErrorReasons
 
     public static bool TryParse(string wireName, out ErrorReason reason) =>
         ByWireName.TryGetValue(wireName, out reason);
+
+    /// <summary>
+    /// Whether a call that ends with this reason terminates the plugin (SPEC §2): fuel, memory,
+    /// deadline, output limit, a trap, or the plugin crashing. A plugin's own error, a refused command
+    /// or a network timeout it reports leave it READY.
+    /// </summary>
+    public static bool TerminatesPlugin(this ErrorReason reason) => reason is
+        ErrorReason.FuelExhausted or ErrorReason.MemoryLimitExceeded or ErrorReason.Timeout or
+        ErrorReason.OutputTooLarge or ErrorReason.PluginTrapped or ErrorReason.PluginCrashed or
+        ErrorReason.SecurityViolation;
 }

@@ -1,0 +1,14 @@
+;; plugin_init refuses to start, with a message.
+(module
+  (import "connectias" "error" (func $error (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "missing api_key in config")
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "connectias_alloc") (param $size i32) (result i32) (local $p i32)
+    global.get $heap local.set $p
+    global.get $heap local.get $size i32.add global.set $heap
+    local.get $p)
+  (func (export "connectias_free") (param $p i32) (param $size i32)
+    local.get $p global.get $heap i32.lt_u (if (then local.get $p global.set $heap)))
+  (func (export "plugin_init") (param i32 i32) (result i32) (call $error (i32.const 16) (i32.const 25)) i32.const 7)
+  (func (export "plugin_execute") (param i32 i32 i32 i32) (result i32) i32.const 0))

@@ -1,0 +1,432 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Wasmtime;
+
+namespace Connectias.Sandbox.Runtime;
+
+/// <summary>
+/// One loaded plugin: a Wasmtime store, its instance and the host functions of ABI v1. Not thread-safe:
+/// calls must come one at a time (the worker queues them), as SPEC §2 promises plugins.
+/// </summary>
+public sealed class PluginInstance : IDisposable
+{
+    // Growth up to wasm32's maximum only reserves address space; capping the store there instead of at
+    // the limit makes every growth past the limit visible (Wasmtime's limiter would make memory.grow
+    // return -1 silently), and the epoch tick, host calls and call end catch it within milliseconds.
+    private const long StoreMemoryCap = 4L * 1024 * 1024 * 1024;
+    private const int MaxTableElements = 100_000;
+    private const int MaxErrorMessageBytes = 64 * 1024;
+    private const int WasiErrnoNotSupported = 58;
+
+    private readonly PluginSetup _setup;
+    private readonly Module _module;
+    private readonly Linker _linker;
+    private readonly Store _store;
+    private readonly PluginLogWriter _log;
+    private readonly PluginStorage? _storage;
+    private readonly List<(int Pointer, int Size)> _hostBuffers = [];
+
+    private Memory? _memory;
+    private Func<int, int>? _alloc;
+    private Func<int, int, int, int, int>? _execute;
+    private Action<int, int>? _free;
+    private Func<int>? _cleanup;
+
+    private long _deadline;
+    private long _deadlineMs;
+    private byte[]? _output;
+    private string? _errorMessage;
+    private SandboxException? _terminatedBy;
+    private bool _cleanedUp;
+
+    private PluginInstance(WasmEngine engine, PluginSetup setup, Module module)
+    {
+        _setup = setup;
+        _module = module;
+        _log = new PluginLogWriter(setup.Log);
+        if (setup.Permissions.Contains(Permission.Storage))
+        {
+            if (setup.StorageDirectory is null) throw new ArgumentException("storage is granted but no storage directory was given", nameof(setup));
+            _storage = new PluginStorage(setup.StorageDirectory, setup.Limits.StorageBytes);
+        }
+
+        _store = new Store(engine.Engine);
+        _store.SetLimits(memorySize: StoreMemoryCap, tableElements: MaxTableElements, instances: 1, tables: 4, memories: 1);
+        _store.SetWasiConfiguration(new WasiConfiguration()
+            .WithArg(setup.PluginId)
+            .WithStandardOutputCallback(bytes => _log.WriteStream(PluginLogSource.Stdout, bytes))
+            .WithStandardErrorCallback(bytes => _log.WriteStream(PluginLogSource.Stderr, bytes)));
+        _store.SetEpochDeadlineCallback(_ => OnEpochTick());
+
+        _linker = new Linker(engine.Engine) { AllowShadowing = true };
+        _linker.DefineWasi();
+        // A host-side sleep would outlast the call's deadline (epochs interrupt only WebAssembly code).
+        _linker.DefineFunction(AbiContract.WasiModule, "poll_oneoff", (int _, int _, int _, int _) => WasiErrnoNotSupported);
+        HostFunctions.Define(_linker, this);
+    }
+
+    public string PluginId => _setup.PluginId;
+    public PluginLimits Limits => _setup.Limits;
+    public long MemoryBytes => _memory?.GetLength() ?? 0;
+    public long PeakMemoryBytes { get; private set; }
+    public long FuelConsumedTotal { get; private set; }
+    public long Calls { get; private set; }
+
+    /// <summary>Set once a call ended in a way that terminates the plugin; later calls are refused.</summary>
+    public SandboxException? TerminatedBy => _terminatedBy;
+
+    internal PluginStorage? Storage => _storage;
+    internal PluginLogWriter LogWriter => _log;
+    internal INetworkBroker? NetworkBroker => _setup.NetworkBroker;
+
+    /// <summary>
+    /// Compiles and checks the module, instantiates it and runs <c>_initialize</c> and <c>plugin_init</c>,
+    /// all under one fuel budget and deadline. Throws a <see cref="SandboxException"/> with the SPEC reason.
+    /// </summary>
+    public static PluginInstance Load(WasmEngine engine, PluginSetup setup)
+    {
+        Module module;
+        try
+        {
+            module = Module.FromBytes(engine.Engine, setup.PluginId, setup.Module.Span);
+        }
+        catch (WasmtimeException e)
+        {
+            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {FirstLine(e.Message)}", Metadata(setup.PluginId));
+        }
+
+        PluginInstance? instance = null;
+        try
+        {
+            ModuleChecker.Check(module, setup);
+            instance = new PluginInstance(engine, setup, module);
+            instance.Start();
+            return instance;
+        }
+        catch
+        {
+            if (instance is null) module.Dispose();
+            else instance.Dispose();
+            throw;
+        }
+    }
+
+    private void Start()
+    {
+        foreach (var import in _module.Imports.Where(i => i.ModuleName == AbiContract.WasiModule))
+        {
+            if (_linker.GetFunction(_store, import.ModuleName, import.Name) is null)
+                throw new SandboxException(ErrorReason.CorruptedData, $"module imports '{import.ModuleName}.{import.Name}', which WASI preview 1 does not define", Metadata(PluginId));
+        }
+
+        BeginBudget(null);
+        try
+        {
+            var instance = _linker.Instantiate(_store, _module);
+            _memory = instance.GetMemory(AbiContract.MemoryExport)!;
+            CheckMemory();
+            _alloc = instance.GetFunction<int, int>("connectias_alloc")!;
+            _execute = instance.GetFunction<int, int, int, int, int>("plugin_execute")!;
+            _free = instance.GetAction<int, int>("connectias_free");
+            _cleanup = instance.GetFunction<int>("plugin_cleanup");
+            instance.GetAction("_initialize")?.Invoke();
+            var init = instance.GetFunction<int, int, int>("plugin_init");
+            if (init is not null)
+            {
+                var context = _setup.ContextJson ?? PluginContext.Build(PluginId, _setup.Version, _setup.Permissions, Limits);
+                var code = init(CopyIn(context), context.Length);
+                CheckMemory();
+                if (code != 0)
+                {
+                    throw new SandboxException(ErrorReason.InitFailed,
+                        $"plugin_init returned {code}" + (_errorMessage is null ? "" : $": {_errorMessage}"),
+                        Metadata(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture))));
+                }
+            }
+
+            CheckMemory();
+        }
+        catch (Exception e)
+        {
+            throw Classify(e);
+        }
+        finally
+        {
+            EndCall();
+        }
+    }
+
+    /// <summary>
+    /// Runs <c>plugin_execute</c> once with a fresh fuel budget and a deadline (the plugin's timeout or
+    /// <paramref name="callerDeadline"/>, whichever is sooner). A non-zero return is <c>PLUGIN_ERROR</c> and
+    /// leaves the plugin usable; fuel, memory, deadline, output limit and traps terminate it.
+    /// </summary>
+    public ExecutionResult Execute(string command, ReadOnlySpan<byte> args, TimeSpan? callerDeadline = null)
+    {
+        ThrowIfTerminated();
+        if (_setup.DeclaredCommands is { } declared && !declared.Contains(command, StringComparer.Ordinal))
+        {
+            throw new SandboxException(ErrorReason.InvalidCommand,
+                $"plugin {PluginId} declares no command '{command}'; it declares: {string.Join(", ", declared)}", Metadata(PluginId));
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        BeginBudget(callerDeadline);
+        Calls++;
+        try
+        {
+            var commandBytes = Encoding.UTF8.GetBytes(command);
+            var commandPointer = CopyIn(commandBytes);
+            var argsPointer = CopyIn(args);
+            var code = _execute!(commandPointer, commandBytes.Length, argsPointer, args.Length);
+            CheckMemory();
+            FreeHostBuffers();
+            var fuel = FuelUsed();
+            if (code != 0)
+            {
+                throw new SandboxException(ErrorReason.PluginError,
+                    $"plugin {PluginId} returned error code {code}" + (_errorMessage is null ? "" : $": {_errorMessage}"),
+                    Metadata(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture)), ("fuel_consumed", fuel.ToString(CultureInfo.InvariantCulture))));
+            }
+
+            return new ExecutionResult(_output ?? [], fuel, (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds, MemoryBytes);
+        }
+        catch (Exception e)
+        {
+            throw Classify(e);
+        }
+        finally
+        {
+            FuelConsumedTotal += FuelUsed();
+            EndCall();
+        }
+    }
+
+    /// <summary>Runs <c>plugin_cleanup</c> once, if exported, under a normal call budget.</summary>
+    public (bool Called, int Code) Cleanup(TimeSpan? deadline = null)
+    {
+        if (_cleanup is null || _cleanedUp || _terminatedBy is not null) return (false, 0);
+        _cleanedUp = true;
+        BeginBudget(deadline);
+        try
+        {
+            var code = _cleanup();
+            CheckMemory();
+            return (true, code);
+        }
+        catch (Exception e)
+        {
+            throw Classify(e);
+        }
+        finally
+        {
+            EndCall();
+        }
+    }
+
+    public void Dispose()
+    {
+        _store.Dispose();
+        _linker.Dispose();
+        _module.Dispose();
+    }
+
+    // ---- budget, deadline and fault classification -------------------------------------------------
+
+    private void BeginBudget(TimeSpan? callerDeadline)
+    {
+        _deadlineMs = Limits.TimeoutMs;
+        if (callerDeadline is { } requested && requested.TotalMilliseconds < _deadlineMs)
+            _deadlineMs = Math.Max(0, (long)requested.TotalMilliseconds);
+        _deadline = Stopwatch.GetTimestamp() + (long)(_deadlineMs / 1000.0 * Stopwatch.Frequency);
+        _store.Fuel = (ulong)Limits.FuelPerCall;
+        _store.SetEpochDeadline(1);
+        _output = null;
+        _errorMessage = null;
+    }
+
+    private void EndCall()
+    {
+        _hostBuffers.Clear();
+        _log.EndCall();
+        PeakMemoryBytes = Math.Max(PeakMemoryBytes, MemoryBytes);
+    }
+
+    private long FuelUsed() => Limits.FuelPerCall - (long)Math.Min(_store.Fuel, (ulong)Limits.FuelPerCall);
+
+    private ulong OnEpochTick()
+    {
+        CheckMemory();
+        if (Stopwatch.GetTimestamp() >= _deadline) throw TimeoutFault();
+        return 1;
+    }
+
+    /// <summary>Throws <c>MEMORY_LIMIT_EXCEEDED</c> once the linear memory has grown past the limit.</summary>
+    internal void CheckMemory()
+    {
+        var length = _memory?.GetLength() ?? 0;
+        if (length <= Limits.MemoryBytes) return;
+        throw new SandboxException(ErrorReason.MemoryLimitExceeded,
+            $"plugin {PluginId} grew its memory to {length} bytes; the limit is {Limits.MemoryBytes} bytes",
+            Metadata(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", length.ToString(CultureInfo.InvariantCulture))));
+    }
+
+    internal void CheckDeadline()
+    {
+        if (Stopwatch.GetTimestamp() >= _deadline) throw TimeoutFault();
+    }
+
+    internal TimeSpan Remaining => Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _deadline);
+
+    private SandboxException TimeoutFault() => new(ErrorReason.Timeout,
+        $"plugin {PluginId} ran past its deadline of {_deadlineMs} ms",
+        Metadata(PluginId, ("limit", _deadlineMs.ToString(CultureInfo.InvariantCulture))));
+
+    private void ThrowIfTerminated()
+    {
+        if (_terminatedBy is { } cause)
+        {
+            throw new SandboxException(ErrorReason.PluginCrashed,
+                $"plugin {PluginId} was terminated by an earlier {cause.Reason.WireName()}: {cause.Message}", Metadata(PluginId));
+        }
+    }
+
+    /// <summary>Maps whatever ended a call to its SPEC reason, and records it when it terminates the plugin.</summary>
+    private SandboxException Classify(Exception exception)
+    {
+        var fault = FindSandboxException(exception) ?? MemoryFault() ?? Translate(exception);
+        if (fault.Reason.TerminatesPlugin()) _terminatedBy ??= fault;
+        return fault;
+    }
+
+    private static SandboxException? FindSandboxException(Exception? exception)
+    {
+        for (; exception is not null; exception = exception.InnerException)
+            if (exception is SandboxException sandbox) return sandbox;
+        return null;
+    }
+
+    private SandboxException? MemoryFault()
+    {
+        try
+        {
+            CheckMemory();
+            return null;
+        }
+        catch (SandboxException fault)
+        {
+            return fault;
+        }
+    }
+
+    private SandboxException Translate(Exception exception) => exception switch
+    {
+        TrapException { Type: TrapCode.OutOfFuel } => new SandboxException(ErrorReason.FuelExhausted,
+            $"plugin {PluginId} used up its fuel budget of {Limits.FuelPerCall}",
+            Metadata(PluginId, ("limit", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)), ("used", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)))),
+        TrapException { Type: TrapCode.Interrupt } => TimeoutFault(),
+        TrapException trap => new SandboxException(ErrorReason.PluginTrapped,
+            $"plugin {PluginId} trapped: {TrapName(trap.Type)}", Metadata(PluginId, ("trap", TrapName(trap.Type)))),
+        WasmtimeException { ExitCode: { } code } => new SandboxException(ErrorReason.PluginCrashed,
+            $"plugin {PluginId} called proc_exit({code})", Metadata(PluginId, ("exit_code", code.ToString(CultureInfo.InvariantCulture)))),
+        WasmtimeException wasm => new SandboxException(ErrorReason.PluginTrapped,
+            $"plugin {PluginId} failed: {FirstLine(wasm.InnerException?.Message ?? wasm.Message)}", Metadata(PluginId, ("trap", "host"))),
+        _ => new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} failed in the host: {exception.Message}", Metadata(PluginId), exception),
+    };
+
+    private static string TrapName(TrapCode code) => code switch
+    {
+        TrapCode.StackOverflow => "stack overflow",
+        TrapCode.MemoryOutOfBounds => "out-of-bounds memory access",
+        TrapCode.HeapMisaligned => "misaligned memory access",
+        TrapCode.TableOutOfBounds => "out-of-bounds table access",
+        TrapCode.IndirectCallToNull => "indirect call to null",
+        TrapCode.BadSignature => "indirect call signature mismatch",
+        TrapCode.IntegerOverflow => "integer overflow",
+        TrapCode.IntegerDivisionByZero => "integer division by zero",
+        TrapCode.BadConversionToInteger => "invalid conversion to integer",
+        TrapCode.Unreachable => "unreachable",
+        _ => code.ToString(),
+    };
+
+    // ---- guest memory ------------------------------------------------------------------------------
+
+    /// <summary>Bounds-checks a (pointer, length) pair from the plugin; outside its memory is a trap.</summary>
+    internal Span<byte> Guest(Caller caller, int pointer, int length, string function)
+    {
+        var memory = _memory ?? caller.GetMemory(AbiContract.MemoryExport)
+            ?? throw new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} called connectias.{function} without a memory", Metadata(PluginId));
+        var end = (ulong)(uint)pointer + (uint)length;
+        if (length < 0 || end > (ulong)memory.GetLength())
+        {
+            throw new SandboxException(ErrorReason.PluginTrapped,
+                $"plugin {PluginId} passed connectias.{function} the buffer [{(uint)pointer}, {end}) outside its {memory.GetLength()}-byte memory",
+                Metadata(PluginId, ("trap", "out-of-bounds host buffer")));
+        }
+
+        return memory.GetSpan((uint)pointer, length);
+    }
+
+    /// <summary>Copies host bytes into a buffer from <c>connectias_alloc</c>; 0 for empty input.</summary>
+    private int CopyIn(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty) return 0;
+        var pointer = AllocateInGuest(bytes.Length);
+        if (pointer == 0)
+        {
+            CheckMemory();
+            throw new SandboxException(ErrorReason.PluginTrapped,
+                $"plugin {PluginId}: connectias_alloc({bytes.Length}) returned {pointer}", Metadata(PluginId, ("trap", "allocation failed")));
+        }
+
+        WriteToGuest(pointer, bytes);
+        return pointer;
+    }
+
+    /// <summary>
+    /// Allocates in the plugin and checks the result lies inside its memory; returns 0 when the plugin
+    /// could not allocate. The buffer is freed (if the plugin exports connectias_free) when the call ends.
+    /// </summary>
+    internal int AllocateInGuest(int size)
+    {
+        if (_alloc is null) return 0; // only during instantiation, before the exports are bound
+        var pointer = _alloc(size);
+        CheckMemory();
+        if (pointer == 0) return 0;
+        var end = (ulong)(uint)pointer + (uint)size;
+        if (end > (ulong)_memory!.GetLength())
+        {
+            throw new SandboxException(ErrorReason.PluginTrapped,
+                $"plugin {PluginId}: connectias_alloc({size}) returned {(uint)pointer}, outside its memory", Metadata(PluginId, ("trap", "bad allocation")));
+        }
+
+        _hostBuffers.Add((pointer, size));
+        return pointer;
+    }
+
+    /// <summary>Fills a buffer <see cref="AllocateInGuest"/> returned (and so already bounds-checked).</summary>
+    internal void WriteToGuest(int pointer, ReadOnlySpan<byte> bytes) => bytes.CopyTo(_memory!.GetSpan((uint)pointer, bytes.Length));
+
+    private void FreeHostBuffers()
+    {
+        if (_free is null) return;
+        // Newest first, so a plugin with a simple stack-like allocator gets all of it back.
+        for (var i = _hostBuffers.Count - 1; i >= 0; i--) _free(_hostBuffers[i].Pointer, _hostBuffers[i].Size);
+        _hostBuffers.Clear();
+    }
+
+    internal void SetOutput(byte[] output) => _output = output;
+
+    internal void SetErrorMessage(ReadOnlySpan<byte> message) =>
+        _errorMessage = Encoding.UTF8.GetString(message[..Math.Min(message.Length, MaxErrorMessageBytes)]);
+
+    internal static Dictionary<string, string> Metadata(string pluginId, params (string Key, string Value)[] entries)
+    {
+        var metadata = new Dictionary<string, string> { ["plugin_id"] = pluginId };
+        foreach (var (key, value) in entries) metadata[key] = value;
+        return metadata;
+    }
+
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
+}

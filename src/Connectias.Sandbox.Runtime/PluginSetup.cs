@@ -1,0 +1,78 @@
+namespace Connectias.Sandbox.Runtime;
+
+/// <summary>The limits one plugin runs under, after the manifest's requests were capped by policy.</summary>
+public sealed record PluginLimits
+{
+    public static readonly PluginLimits Default = new();
+
+    public long MemoryBytes { get; init; } = LimitDefaults.MemoryBytes;
+    public long FuelPerCall { get; init; } = LimitDefaults.FuelPerCall;
+    public long TimeoutMs { get; init; } = LimitDefaults.TimeoutMs;
+    public long StorageBytes { get; init; } = LimitDefaults.StorageBytes;
+    public long OutputBytes { get; init; } = LimitDefaults.OutputBytes;
+}
+
+/// <summary>Everything the runtime needs to load one plugin. The module bytes are already verified.</summary>
+public sealed class PluginSetup
+{
+    public required string PluginId { get; init; }
+    public string Version { get; init; } = "0.0.0";
+    public required ReadOnlyMemory<byte> Module { get; init; }
+    public IReadOnlySet<Permission> Permissions { get; init; } = new HashSet<Permission>();
+    public PluginLimits Limits { get; init; } = PluginLimits.Default;
+
+    /// <summary>The ctx JSON for plugin_init; built by <see cref="PluginContext.Build"/> when null.</summary>
+    public byte[]? ContextJson { get; init; }
+
+    /// <summary>Where the key-value store lives; required when <see cref="Permission.Storage"/> is granted.</summary>
+    public string? StorageDirectory { get; init; }
+
+    /// <summary>The manifest's commands; null when it declares none (then every command is passed on).</summary>
+    public IReadOnlyList<string>? DeclaredCommands { get; init; }
+
+    /// <summary>Performs <c>http_request</c> on the plugin's behalf; null where this host has no broker.</summary>
+    public INetworkBroker? NetworkBroker { get; init; }
+
+    public IPluginLog Log { get; init; } = NullPluginLog.Instance;
+}
+
+/// <summary>Receives the plugin's log lines: its <c>log</c> calls and its WASI stdout/stderr.</summary>
+public interface IPluginLog
+{
+    void Write(PluginLogLevel level, PluginLogSource source, string message);
+}
+
+public enum PluginLogLevel
+{
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warning = 3,
+    Error = 4,
+}
+
+public enum PluginLogSource
+{
+    Log,
+    Stdout,
+    Stderr,
+}
+
+public sealed class NullPluginLog : IPluginLog
+{
+    public static readonly NullPluginLog Instance = new();
+
+    public void Write(PluginLogLevel level, PluginLogSource source, string message)
+    {
+    }
+}
+
+/// <summary>The host side of <c>http_request</c> (SPEC §3). Implemented by the supervisor's broker.</summary>
+public interface INetworkBroker
+{
+    /// <summary>Returns 0 and the response JSON, or a negative ABI code (-2 denied, -3 rate limited, ...).</summary>
+    (int Code, byte[] Response) Send(ReadOnlySpan<byte> requestJson, TimeSpan remaining);
+}
+
+/// <summary>One successful call's result and cost.</summary>
+public sealed record ExecutionResult(byte[] Output, long FuelConsumed, long DurationMicroseconds, long MemoryBytes);
