@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using Connectias.Sandbox.Contracts;
+using Connectias.Sandbox.Worker.V1;
+using Grpc.Net.Client;
+
+namespace Connectias.Sandbox.Worker.Tests;
+
+/// <summary>A real worker process started the way the supervisor starts one, and a client to it.</summary>
+internal sealed class WorkerProcess : IDisposable
+{
+    private static readonly string WorkerDll = Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker.dll");
+    private readonly Process _process;
+    private readonly List<string> _stderr = [];
+    private readonly GrpcChannel _channel;
+    private readonly string _directory;
+
+    private WorkerProcess(Process process, string directory, string handshake)
+    {
+        _process = process;
+        _directory = directory;
+        Handshake = handshake;
+        var fields = handshake.Split('|');
+        SocketPath = fields[3];
+        ReportedPid = int.Parse(fields[4]);
+        _channel = UnixSocketChannel.Create(SocketPath);
+        Client = new PluginWorker.PluginWorkerClient(_channel);
+    }
+
+    public string Handshake { get; }
+    public string SocketPath { get; }
+    public int ReportedPid { get; }
+    public int Pid => _process.Id;
+    public PluginWorker.PluginWorkerClient Client { get; }
+    public bool HasExited => _process.HasExited;
+    public string StandardOutputRest { get; private set; } = "";
+
+    public IReadOnlyList<string> StderrLines
+    {
+        get
+        {
+            lock (_stderr) return _stderr.ToList();
+        }
+    }
+
+    public static ProcessStartInfo StartInfo(string socketPath, bool withCookie = true)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(WorkerDll);
+        start.ArgumentList.Add("--socket");
+        start.ArgumentList.Add(socketPath);
+        start.ArgumentList.Add("--parent-pid");
+        start.ArgumentList.Add(Environment.ProcessId.ToString());
+        if (withCookie) start.Environment[WorkerProtocol.CookieVariable] = WorkerProtocol.CookieValue;
+        return start;
+    }
+
+    public static WorkerProcess Start()
+    {
+        var directory = Directory.CreateTempSubdirectory("connectias-worker-").FullName;
+        var process = Process.Start(StartInfo(Path.Combine(directory, "worker.sock")))!;
+        var stderr = new List<string>();
+        var handshakeTask = process.StandardOutput.ReadLineAsync();
+        if (!handshakeTask.Wait(TimeSpan.FromSeconds(30)) || handshakeTask.Result is null)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new InvalidOperationException($"worker gave no handshake: {process.StandardError.ReadToEnd()}");
+        }
+
+        var worker = new WorkerProcess(process, directory, handshakeTask.Result);
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) lock (worker._stderr) worker._stderr.Add(e.Data);
+        };
+        process.BeginErrorReadLine();
+        return worker;
+    }
+
+    /// <summary>Everything the worker wrote to stdout after the handshake (must stay empty).</summary>
+    public string StopAndReadStdout()
+    {
+        _process.Kill();
+        _process.WaitForExit();
+        StandardOutputRest = _process.StandardOutput.ReadToEnd();
+        return StandardOutputRest;
+    }
+
+    public void Dispose()
+    {
+        _channel.Dispose();
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+        _process.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
