@@ -355,6 +355,7 @@ public sealed class PluginInstance : IDisposable
     /// <summary>Bounds-checks a (pointer, length) pair from the plugin; outside its memory is a trap.</summary>
     internal Span<byte> Guest(Caller caller, int pointer, int length, string function)
     {
+        CheckMemory(); // every host call is a checkpoint for growth past the limit
         var memory = _memory ?? caller.GetMemory(AbiContract.MemoryExport)
             ?? throw new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} called connectias.{function} without a memory", Metadata(PluginId));
         var end = (ulong)(uint)pointer + (uint)length;

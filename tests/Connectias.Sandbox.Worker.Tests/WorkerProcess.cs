@@ -5,6 +5,31 @@ using Grpc.Net.Client;
 
 namespace Connectias.Sandbox.Worker.Tests;
 
+/// <summary>Load requests for the sample plugins, with small limits that keep hostile ones quick.</summary>
+internal static class WorkerRequests
+{
+    public static LoadRequest Load(string plugin, string storageDir, params string[] permissions)
+    {
+        var request = new LoadRequest
+        {
+            PluginId = "com.example." + plugin.Replace('_', '-'),
+            PluginVersion = "1.0.0",
+            Module = Google.Protobuf.ByteString.CopyFrom(File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "plugins", plugin + ".wasm"))),
+            Limits = new WorkerLimits
+            {
+                MemoryBytes = 32 * 1024 * 1024,
+                FuelPerCall = 1_000_000,
+                TimeoutMs = 2000,
+                StorageBytes = 1024 * 1024,
+                OutputBytes = 4 * 1024 * 1024,
+            },
+            StorageDir = storageDir,
+        };
+        request.GrantedPermissions.AddRange(permissions);
+        return request;
+    }
+}
+
 /// <summary>A real worker process started the way the supervisor starts one, and a client to it.</summary>
 internal sealed class WorkerProcess : IDisposable
 {
@@ -27,6 +52,9 @@ internal sealed class WorkerProcess : IDisposable
     }
 
     public string Handshake { get; }
+
+    /// <summary>A directory removed with the worker, e.g. for the plugin's storage.</summary>
+    public string Scratch(string name) => Directory.CreateDirectory(Path.Combine(_directory, name)).FullName;
     public string SocketPath { get; }
     public int ReportedPid { get; }
     public int Pid => _process.Id;

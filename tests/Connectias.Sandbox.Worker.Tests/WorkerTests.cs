@@ -8,29 +8,6 @@ namespace Connectias.Sandbox.Worker.Tests;
 
 public class WorkerTests
 {
-    private static byte[] Plugin(string name) => File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "plugins", name + ".wasm"));
-
-    private static LoadRequest LoadRequest(string plugin, string storageDir, params string[] permissions)
-    {
-        var request = new LoadRequest
-        {
-            PluginId = "com.example." + plugin.Replace('_', '-'),
-            PluginVersion = "1.0.0",
-            Module = ByteString.CopyFrom(Plugin(plugin)),
-            Limits = new WorkerLimits
-            {
-                MemoryBytes = 32 * 1024 * 1024,
-                FuelPerCall = 1_000_000,
-                TimeoutMs = 2000,
-                StorageBytes = 1024 * 1024,
-                OutputBytes = 4 * 1024 * 1024,
-            },
-            StorageDir = storageDir,
-        };
-        request.GrantedPermissions.AddRange(permissions);
-        return request;
-    }
-
     [Fact]
     public void The_handshake_is_one_line_naming_the_socket_and_the_real_pid()
     {
@@ -56,8 +33,7 @@ public class WorkerTests
     public void A_plugin_loads_and_runs_in_the_worker_with_stats_and_a_clean_stdout()
     {
         using var worker = WorkerProcess.Start();
-        var storage = Directory.CreateTempSubdirectory().FullName;
-        Assert.Null(worker.Client.Load(LoadRequest("hello", storage, "storage", "system_info")).Fault);
+        Assert.Null(worker.Client.Load(WorkerRequests.Load("hello", worker.Scratch("storage"), "storage", "system_info")).Fault);
 
         var greeting = worker.Client.Execute(new ExecuteRequest { Command = "greet", Args = ByteString.CopyFromUtf8("worker") });
         Assert.Null(greeting.Fault);
@@ -77,14 +53,13 @@ public class WorkerTests
         // The plugin's printf went to the log on stderr, tagged; stdout holds nothing after the handshake.
         Assert.Equal("", worker.StopAndReadStdout());
         Assert.Contains(worker.StderrLines, line => line.Contains("\"source\":\"plugin-stdout\"") && line.Contains("printf to stdout 42") && line.Contains("\"plugin_id\":\"com.example.hello\""));
-        Directory.Delete(storage, recursive: true);
     }
 
     [Fact]
     public void A_plugin_error_is_an_ordinary_fault_and_the_worker_keeps_serving()
     {
         using var worker = WorkerProcess.Start();
-        worker.Client.Load(LoadRequest("hello", Directory.CreateTempSubdirectory().FullName, "storage", "system_info"));
+        worker.Client.Load(WorkerRequests.Load("hello", worker.Scratch("storage"), "storage", "system_info"));
         var failed = worker.Client.Execute(new ExecuteRequest { Command = "fail" });
         Assert.Equal("PLUGIN_ERROR", failed.Fault.Reason);
         Assert.False(failed.Fault.Fatal);
@@ -111,7 +86,7 @@ public class WorkerTests
     public void A_fatal_call_is_reported_as_fatal_and_the_worker_process_stays_sound(string plugin, string permission, string reason)
     {
         using var worker = WorkerProcess.Start();
-        var request = LoadRequest(plugin, "", permission.Length > 0 ? [permission] : []);
+        var request = WorkerRequests.Load(plugin, "", permission.Length > 0 ? [permission] : []);
         if (plugin == "deep_recursion") request.Limits.FuelPerCall = 1_000_000_000;
         if (plugin.EndsWith("bomb", StringComparison.Ordinal)) request.Limits.FuelPerCall = 10_000_000_000;
         Assert.Null(worker.Client.Load(request).Fault);
@@ -146,7 +121,7 @@ public class WorkerTests
     public void A_refused_load_is_reported_and_the_worker_process_stays_sound(string plugin, string permission, string reason)
     {
         using var worker = WorkerProcess.Start();
-        var response = worker.Client.Load(LoadRequest(plugin, "", permission.Length > 0 ? [permission] : []));
+        var response = worker.Client.Load(WorkerRequests.Load(plugin, "", permission.Length > 0 ? [permission] : []));
         Assert.Equal(reason, response.Fault.Reason);
         Assert.False(worker.HasExited);
         Assert.Equal("PLUGIN_NOT_FOUND", worker.Client.Execute(new ExecuteRequest { Command = "run" }).Fault.Reason);
@@ -156,7 +131,7 @@ public class WorkerTests
     public void A_timeout_in_the_worker_honours_the_callers_deadline()
     {
         using var worker = WorkerProcess.Start();
-        var request = LoadRequest("infinite_loop", "");
+        var request = WorkerRequests.Load("infinite_loop", "");
         request.Limits.FuelPerCall = 1_000_000_000_000;
         request.Limits.TimeoutMs = 30_000;
         worker.Client.Load(request);
