@@ -8,8 +8,9 @@ public static class CliApp
 {
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        var root = new RootCommand("connectias - package, sign and verify Connectias Sandbox plugins.");
+        var root = new RootCommand("connectias - package, sign and verify Connectias Sandbox plugins, and drive the daemon.");
         foreach (var command in PackageCommands.Create(output)) root.Subcommands.Add(command);
+        foreach (var command in DaemonCommands.Create(output, error)) root.Subcommands.Add(command);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -27,6 +28,11 @@ public static class CliApp
         {
             error.WriteLine($"{e.Reason.WireName()}: {e.Message}");
             return ExitCodes.Refused;
+        }
+        catch (Client.SandboxUnavailableException e)
+        {
+            error.WriteLine($"error: {e.Message} (is connectias-sandboxd running? see --socket)");
+            return ExitCodes.DaemonUnavailable;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or InvalidOperationException)
         {

@@ -13,4 +13,7 @@ public static class ExitCodes
 
     /// <summary>A file could not be read or written, or a key could not be used.</summary>
     public const int IoError = 3;
+
+    /// <summary>The daemon could not be reached on its socket.</summary>
+    public const int DaemonUnavailable = 4;
 }

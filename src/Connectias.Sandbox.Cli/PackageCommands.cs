@@ -79,7 +79,7 @@ internal static class PackageCommands
     private static Command Sign(TextWriter output)
     {
         var file = new Argument<FileInfo>("FILE") { Description = "package to sign" };
-        var keyFile = new Option<FileInfo>("--key", "-k") { Description = "PEM private key (from 'connectias keygen' or openssl)", Required = true };
+        var keyFile = new Option<FileInfo?>("--key", "-k") { Description = "PEM private key (from 'connectias keygen' or openssl); default: the local development key, which a default local daemon trusts" };
         var outFile = new Option<string?>("--out", "-o") { Description = "write the signed package here instead of replacing FILE" };
         var command = new Command("sign", "Sign a package, adding META-INF/SIGNATURE.EC or META-INF/SIGNATURE.RSA.")
         {
@@ -88,7 +88,9 @@ internal static class PackageCommands
         command.SetAction(parse =>
         {
             var source = parse.GetValue(file)!.FullName;
-            using var key = SigningKey.FromPem(File.ReadAllText(parse.GetValue(keyFile)!.FullName));
+            using var key = parse.GetValue(keyFile) is { } explicitKey
+                ? SigningKey.FromPem(File.ReadAllText(explicitKey.FullName))
+                : DevelopmentKey.LoadOrCreate(output);
             var signed = PackageSigner.Sign(File.ReadAllBytes(source), key);
             var target = parse.GetValue(outFile) ?? source;
             FileOutput.WriteAtomically(target, signed, overwrite: true);

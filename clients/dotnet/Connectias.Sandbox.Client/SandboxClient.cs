@@ -1,0 +1,111 @@
+using System.Runtime.CompilerServices;
+using Connectias.Sandbox.Contracts;
+using Connectias.Sandbox.V1;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Connectias.Sandbox.Client;
+
+/// <summary>The daemon could not be reached at all (no daemon on the socket, connection lost).</summary>
+public sealed class SandboxUnavailableException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>
+/// A connection to connectias-sandboxd. Every refusal arrives as a <see cref="SandboxException"/>
+/// carrying the SPEC reason and the ErrorInfo metadata (plugin_id, limit, used, plugin_code, ...).
+/// </summary>
+public sealed class SandboxClient : IDisposable
+{
+    private readonly GrpcChannel _channel;
+
+    private SandboxClient(GrpcChannel channel, string endpoint)
+    {
+        _channel = channel;
+        Endpoint = endpoint;
+        Raw = new PluginHost.PluginHostClient(channel);
+    }
+
+    public string Endpoint { get; }
+
+    /// <summary>The generated client, for anything the wrapper does not cover.</summary>
+    public PluginHost.PluginHostClient Raw { get; }
+
+    /// <summary>Connects to the daemon's Unix socket; by default the one a default daemon listens on.</summary>
+    public static SandboxClient Connect(string? socketPath = null)
+    {
+        var path = socketPath ?? SandboxPaths.SocketPath(SandboxPaths.DefaultStateDirectory());
+        return new SandboxClient(UnixSocketChannel.Create(path), path);
+    }
+
+    /// <summary>Loads a package the client reads and sends as bytes (the daemon need not see the file).</summary>
+    public Task<PluginInfo> LoadAsync(byte[] package, CancellationToken cancellation = default) =>
+        Call(async () => (await Raw.LoadPluginAsync(new LoadPluginRequest { Package = ByteString.CopyFrom(package) }, cancellationToken: cancellation)).Plugin);
+
+    /// <summary>Loads a package by a path on the daemon's machine, readable by the daemon.</summary>
+    public Task<PluginInfo> LoadFromPathAsync(string path, CancellationToken cancellation = default) =>
+        Call(async () => (await Raw.LoadPluginAsync(new LoadPluginRequest { Path = path }, cancellationToken: cancellation)).Plugin);
+
+    public Task<ExecuteResponse> ExecuteAsync(string pluginId, string command, ReadOnlyMemory<byte> args = default, TimeSpan? timeout = null, CancellationToken cancellation = default) =>
+        Call(async () => await Raw.ExecuteAsync(new ExecuteRequest { PluginId = pluginId, Command = command, Args = ByteString.CopyFrom(args.Span) },
+            deadline: timeout is { } t ? DateTime.UtcNow + t : null, cancellationToken: cancellation));
+
+    public Task<CleanupReport> UnloadAsync(string pluginId, CancellationToken cancellation = default) =>
+        Call(async () => (await Raw.UnloadPluginAsync(new UnloadPluginRequest { PluginId = pluginId }, cancellationToken: cancellation)).Report);
+
+    public Task<IReadOnlyList<PluginInfo>> ListAsync(CancellationToken cancellation = default) =>
+        Call(async () => (IReadOnlyList<PluginInfo>)(await Raw.ListPluginsAsync(new ListPluginsRequest(), cancellationToken: cancellation)).Plugins.ToList());
+
+    public Task<PluginInfo> GetAsync(string pluginId, CancellationToken cancellation = default) =>
+        Call(async () => await Raw.GetPluginAsync(new GetPluginRequest { PluginId = pluginId }, cancellationToken: cancellation));
+
+    /// <summary>Lifecycle changes, violations and audit records as they happen, until cancelled.</summary>
+    public async IAsyncEnumerable<Event> WatchEventsAsync(string? pluginId = null, [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        using var call = Raw.WatchEvents(new WatchEventsRequest { PluginId = pluginId ?? "" }, cancellationToken: cancellation);
+        while (true)
+        {
+            Event item;
+            try
+            {
+                if (!await call.ResponseStream.MoveNext(cancellation)) yield break;
+                item = call.ResponseStream.Current;
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && cancellation.IsCancellationRequested)
+            {
+                yield break;
+            }
+            catch (RpcException e)
+            {
+                throw Translate(e);
+            }
+
+            yield return item;
+        }
+    }
+
+    public void Dispose() => _channel.Dispose();
+
+    private static Exception? Innermost(Exception? exception)
+    {
+        while (exception?.InnerException is not null) exception = exception.InnerException;
+        return exception;
+    }
+
+    private async Task<T> Call<T>(Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (RpcException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    /// <summary>A sandbox refusal becomes a SandboxException; a status without sandbox ErrorInfo means the daemon was not reached.</summary>
+    private Exception Translate(RpcException e) =>
+        (Exception?)ErrorStatus.FromRpcException(e) ?? (e.StatusCode == StatusCode.Unavailable
+            ? new SandboxUnavailableException($"cannot reach connectias-sandboxd at {Endpoint}: {Innermost(e.Status.DebugException)?.Message ?? e.Status.Detail}", e)
+            : (Exception)e);
+}

@@ -1,0 +1,154 @@
+using System.Text.Json;
+using Connectias.Sandbox.Packaging;
+
+namespace Connectias.Sandbox.Daemon;
+
+public enum RestartPolicy
+{
+    Never,
+    OnFailure,
+}
+
+/// <summary>The caps of SPEC §5: a manifest may ask for less, never more.</summary>
+public sealed record PolicyLimits
+{
+    public long MemoryBytes { get; init; } = LimitDefaults.MemoryBytes;
+    public long FuelPerCall { get; init; } = LimitDefaults.FuelPerCall;
+    public long TimeoutMs { get; init; } = LimitDefaults.TimeoutMs;
+    public long StorageBytes { get; init; } = LimitDefaults.StorageBytes;
+    public long OutputBytes { get; init; } = LimitDefaults.OutputBytes;
+    public int RequestsPerMinute { get; init; } = LimitDefaults.RequestsPerMinute;
+    public long MaxBodyBytes { get; init; } = LimitDefaults.MaxBodyBytes;
+    public long NetworkTimeoutMs { get; init; } = LimitDefaults.NetworkTimeoutMs;
+}
+
+/// <summary>What the administrator grants one plugin.</summary>
+public sealed record PolicyGrant(
+    IReadOnlySet<Permission> Permissions,
+    IReadOnlyList<HostPattern> AllowedHosts,
+    IReadOnlyList<HostPattern> AllowPrivateHosts,
+    PolicyLimits Limits,
+    RestartPolicy Restart);
+
+/// <summary>
+/// The administrator's policy file (SPEC §5). Everything is optional; without a file the built-in
+/// policy grants <c>storage</c> and <c>system_info</c> (never <c>network</c>) with the SPEC's default limits.
+/// A plugin's permissions are its <c>plugins</c> entry if present, else <c>default</c>; limits are merged
+/// key by key over the defaults.
+/// </summary>
+public sealed class AdminPolicy
+{
+    public static readonly AdminPolicy BuiltIn = new(
+        new PolicyGrant(new HashSet<Permission> { Permission.Storage, Permission.SystemInfo }, [], [], new PolicyLimits(), RestartPolicy.Never),
+        new Dictionary<string, PolicyGrant>(), "built-in");
+
+    private AdminPolicy(PolicyGrant defaults, Dictionary<string, PolicyGrant> plugins, string source)
+    {
+        Default = defaults;
+        Plugins = plugins;
+        Source = source;
+    }
+
+    public PolicyGrant Default { get; }
+    public IReadOnlyDictionary<string, PolicyGrant> Plugins { get; }
+    public string Source { get; }
+
+    public PolicyGrant For(string pluginId) => Plugins.TryGetValue(pluginId, out var grant) ? grant : Default;
+
+    /// <summary>Reads a policy file; a malformed one is an error naming the field, so the daemon does not start on it.</summary>
+    public static AdminPolicy Load(string path)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowDuplicateProperties = false, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidDataException($"policy {path}: {e.Message}");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"policy {path}: must be a JSON object");
+            var defaults = root.TryGetProperty("default", out var defaultElement)
+                ? ParseGrant(defaultElement, BuiltIn.Default, "default", path)
+                : BuiltIn.Default;
+            var plugins = new Dictionary<string, PolicyGrant>(StringComparer.Ordinal);
+            if (root.TryGetProperty("plugins", out var pluginsElement))
+            {
+                if (pluginsElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"policy {path}: 'plugins' must be an object keyed by plugin id");
+                foreach (var plugin in pluginsElement.EnumerateObject())
+                {
+                    if (!ManifestParser.IsValidPluginId(plugin.Name)) throw new InvalidDataException($"policy {path}: '{plugin.Name}' is not a plugin id");
+                    plugins[plugin.Name] = ParseGrant(plugin.Value, defaults, $"plugins.{plugin.Name}", path);
+                }
+            }
+
+            return new AdminPolicy(defaults, plugins, path);
+        }
+    }
+
+    private static PolicyGrant ParseGrant(JsonElement element, PolicyGrant inherited, string where, string path)
+    {
+        if (element.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"policy {path}: '{where}' must be an object");
+        var permissions = element.TryGetProperty("permissions", out var p)
+            ? Strings(p, $"{where}.permissions", path).Select(name => Permissions.TryParse(name, out var permission)
+                ? permission
+                : throw new InvalidDataException($"policy {path}: '{where}.permissions' has unknown permission '{name}'")).ToHashSet()
+            : inherited.Permissions;
+        var limits = inherited.Limits;
+        if (element.TryGetProperty("limits", out var l))
+        {
+            if (l.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"policy {path}: '{where}.limits' must be an object");
+            limits = new PolicyLimits
+            {
+                MemoryBytes = Number(l, "memory_bytes", limits.MemoryBytes, where, path),
+                FuelPerCall = Number(l, "fuel_per_call", limits.FuelPerCall, where, path),
+                TimeoutMs = Number(l, "timeout_ms", limits.TimeoutMs, where, path),
+                StorageBytes = Number(l, "storage_bytes", limits.StorageBytes, where, path),
+                OutputBytes = Number(l, "output_bytes", limits.OutputBytes, where, path),
+                RequestsPerMinute = (int)Number(l, "requests_per_minute", limits.RequestsPerMinute, where, path),
+                MaxBodyBytes = Number(l, "max_body_bytes", limits.MaxBodyBytes, where, path),
+                NetworkTimeoutMs = Number(l, "network_timeout_ms", limits.NetworkTimeoutMs, where, path),
+            };
+        }
+
+        var restart = inherited.Restart;
+        if (element.TryGetProperty("restart", out var r))
+        {
+            restart = r.GetString() switch
+            {
+                "never" => RestartPolicy.Never,
+                "on-failure" => RestartPolicy.OnFailure,
+                _ => throw new InvalidDataException($"policy {path}: '{where}.restart' must be \"never\" or \"on-failure\""),
+            };
+        }
+
+        return new PolicyGrant(permissions,
+            element.TryGetProperty("allowed_hosts", out var hosts) ? Hosts(hosts, $"{where}.allowed_hosts", path) : inherited.AllowedHosts,
+            element.TryGetProperty("allow_private_hosts", out var privateHosts) ? Hosts(privateHosts, $"{where}.allow_private_hosts", path) : inherited.AllowPrivateHosts,
+            limits, restart);
+    }
+
+    private static List<string> Strings(JsonElement element, string where, string path)
+    {
+        if (element.ValueKind != JsonValueKind.Array || element.EnumerateArray().Any(item => item.ValueKind != JsonValueKind.String))
+            throw new InvalidDataException($"policy {path}: '{where}' must be an array of strings");
+        return element.EnumerateArray().Select(item => item.GetString()!).ToList();
+    }
+
+    private static List<HostPattern> Hosts(JsonElement element, string where, string path) =>
+        Strings(element, where, path).Select(text => HostPattern.TryParse(text, out var pattern, out var problem)
+            ? pattern!
+            : throw new InvalidDataException($"policy {path}: '{where}' entry '{text}' {problem}")).ToList();
+
+    private static long Number(JsonElement limits, string key, long fallback, string where, string path)
+    {
+        if (!limits.TryGetProperty(key, out var value)) return fallback;
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var number) || number < 0)
+            throw new InvalidDataException($"policy {path}: '{where}.limits.{key}' must be a whole number of at least 0");
+        return number;
+    }
+}
