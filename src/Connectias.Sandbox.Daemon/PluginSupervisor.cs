@@ -201,6 +201,8 @@ internal sealed partial class PluginSupervisor(
         Incarnation incarnation;
         lock (plugin.Sync)
         {
+            if (plugin.State == PluginState.Unloaded)
+                throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded", Meta(plugin.Id));
             if (plugin.State != PluginState.Ready || plugin.Current is null)
             {
                 throw new SandboxException(ErrorReason.PluginCrashed,
