@@ -38,6 +38,9 @@ internal sealed class WorkerLauncher : IDisposable
     }
 
     public bool UseBubblewrap { get; }
+
+    /// <summary>The directory of the dotnet host, links resolved (e.g. /usr/share/dotnet).</summary>
+    private string DotnetRoot => Path.GetDirectoryName(new FileInfo(_dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(_dotnet))!;
     private string StateDir { get; }
 
     public string Description => UseBubblewrap
@@ -110,6 +113,9 @@ internal sealed class WorkerLauncher : IDisposable
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
             "--tmpfs", StateDir, // audit log, keys and other plugins' storage stay out of sight
+            // The worker's own binaries and the .NET runtime may live under /tmp (a checkout there, say): show them again.
+            "--ro-bind", AppContext.BaseDirectory, AppContext.BaseDirectory,
+            "--ro-bind", DotnetRoot, DotnetRoot,
             "--bind", runDirectory, runDirectory,
             "--clearenv",
         ];
@@ -140,6 +146,9 @@ internal sealed class WorkerLauncher : IDisposable
         yield return ("PATH", "/usr/bin:/bin");
         yield return ("HOME", "/tmp");
         yield return ("DOTNET_CLI_TELEMETRY_OPTOUT", "1");
+        // Nothing but the worker may write to its stdout: no first-run banner from the dotnet host.
+        yield return ("DOTNET_NOLOGO", "1");
+        yield return ("DOTNET_SKIP_FIRST_TIME_EXPERIENCE", "1");
         yield return ("DOTNET_gcServer", "0");
         if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } root) yield return ("DOTNET_ROOT", root);
     }
