@@ -32,6 +32,9 @@ internal sealed class Incarnation(int number, StartedWorker worker, GrpcChannel 
     public SandboxException? EndedBy { get; set; }
     public bool Ending { get; set; }
     public Task? QueueLoop { get; set; }
+
+    /// <summary>The Broker stream to the worker, open when the plugin may use the network.</summary>
+    public Grpc.Core.AsyncDuplexStreamingCall<Worker.V1.BrokerReply, Worker.V1.BrokerCall>? BrokerStream { get; set; }
 }
 
 /// <summary>A plugin the daemon knows: its verified package, its grant, its state and usage.</summary>
@@ -51,6 +54,9 @@ internal sealed class ManagedPlugin(PluginPackage package, SignerIdentity signer
     public string StateMessage { get; set; } = "";
     public Incarnation? Current { get; set; }
     public uint Restarts { get; set; }
+
+    /// <summary>Performs the plugin's network requests; one per plugin, kept across restarts.</summary>
+    public NetworkBroker? Broker { get; set; }
     public Queue<DateTime> RecentRestarts { get; } = new();
 
     public long Calls;

@@ -77,6 +77,13 @@ internal sealed class PluginHostService(PluginSupervisor supervisor, EventHub ev
             WorkerRssBytes = (ulong)Interlocked.Read(ref plugin.WorkerRssBytes),
             WorkerCpuSeconds = plugin.WorkerCpuSeconds,
         };
+        if (plugin.Broker is { } broker)
+        {
+            info.Usage.NetworkRequests = (ulong)Interlocked.Read(ref broker.Requests);
+            info.Usage.NetworkBytesSent = (ulong)Interlocked.Read(ref broker.BytesSent);
+            info.Usage.NetworkBytesReceived = (ulong)Interlocked.Read(ref broker.BytesReceived);
+            info.Usage.NetworkRefusals = (ulong)Interlocked.Read(ref broker.Refusals);
+        }
         return info;
     }
 }

@@ -165,6 +165,13 @@ internal sealed partial class PluginSupervisor(
             CommandsDeclared = plugin.Manifest.Commands is not null,
         };
         load.GrantedPermissions.AddRange(plugin.Manifest.Permissions.Select(p => p.WireName()));
+        if (plugin.Manifest.Permissions.Contains(Permission.Network))
+        {
+            plugin.Broker ??= new NetworkBroker(plugin.Id, plugin.Manifest.AllowedHosts, plugin.Grant, plugin.Limits, refusal => OnNetworkRefusal(plugin, refusal));
+            await OpenBrokerStreamAsync(plugin, incarnation);
+            load.NetworkBroker = true;
+        }
+
         if (plugin.Manifest.Commands is { } commands) load.DeclaredCommands.AddRange(commands.Select(c => c.Name));
 
         try
@@ -191,6 +198,64 @@ internal sealed partial class PluginSupervisor(
         worker.Process.EnableRaisingEvents = true;
         worker.Process.Exited += (_, _) => _ = OnWorkerExitedAsync(plugin, incarnation);
         if (worker.Process.HasExited) _ = OnWorkerExitedAsync(plugin, incarnation);
+    }
+
+    // ---- network broker -----------------------------------------------------------------------------
+
+    /// <summary>Opens the worker's Broker stream and serves the plugin's requests on it until the worker ends.</summary>
+    private async Task OpenBrokerStreamAsync(ManagedPlugin plugin, Incarnation incarnation)
+    {
+        var stream = incarnation.Client.Broker(cancellationToken: incarnation.Lifetime.Token);
+        incarnation.BrokerStream = stream;
+        var writeLock = new SemaphoreSlim(1, 1);
+        await stream.RequestStream.WriteAsync(new WorkerV1.BrokerReply { Id = 0 }); // opens the stream before Load
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                while (await stream.ResponseStream.MoveNext(incarnation.Lifetime.Token))
+                {
+                    var call = stream.ResponseStream.Current;
+                    _ = Task.Run(async () =>
+                    {
+                        var (code, response) = await plugin.Broker!.HandleAsync(call.RequestJson.ToByteArray(), TimeSpan.FromMilliseconds(call.DeadlineMs));
+                        await writeLock.WaitAsync();
+                        try
+                        {
+                            await stream.RequestStream.WriteAsync(new WorkerV1.BrokerReply { Id = call.Id, Code = code, ResponseJson = ByteString.CopyFrom(response) });
+                        }
+                        catch (Exception e) when (e is Grpc.Core.RpcException or InvalidOperationException or OperationCanceledException)
+                        {
+                            // the worker is gone
+                        }
+                        finally
+                        {
+                            writeLock.Release();
+                        }
+                    });
+                }
+            }
+            catch (Exception e) when (e is Grpc.Core.RpcException or OperationCanceledException or InvalidOperationException)
+            {
+                // the incarnation ended
+            }
+        });
+    }
+
+    private void OnNetworkRefusal(ManagedPlugin plugin, NetworkRefusal refusal)
+    {
+        var reason = refusal.Code == Runtime.AbiCodes.Denied ? ErrorReason.SecurityViolation : ErrorReason.ResourceExhausted;
+        logger.LogWarning("network request of {PluginId} refused ({Rule}, host {Host}): {Message}", plugin.Id, refusal.Rule, refusal.Host, refusal.Message);
+        events.Publish(plugin.Id, e => e.Violation = Violation(new SandboxException(reason, refusal.Message,
+            Meta(plugin.Id, ("rule", refusal.Rule), ("host", refusal.Host), ("code", refusal.Code.ToString(CultureInfo.InvariantCulture))))));
+        Audit(reason == ErrorReason.SecurityViolation ? AuditEvents.SecurityViolation : AuditEvents.ResourceExhaustion, plugin.Id, json =>
+        {
+            json.WriteString("kind", "network");
+            json.WriteString("rule", refusal.Rule);
+            json.WriteString("host", refusal.Host);
+            json.WriteNumber("code", refusal.Code);
+            json.WriteString("message", refusal.Message);
+        });
     }
 
     // ---- execute ------------------------------------------------------------------------------------
@@ -349,6 +414,7 @@ internal sealed partial class PluginSupervisor(
 
         logger.LogWarning("{Action} {PluginId}: {Reason}: {Message}", crashed ? "crashed" : "terminating", plugin.Id, cause.Reason.WireName(), cause.Message);
         events.Publish(plugin.Id, e => e.Violation = Violation(cause));
+        plugin.Broker?.CancelAll();
         await StopWorkerAsync(incarnation, graceful: false);
 
         var auditEvent = cause.Reason switch
@@ -415,6 +481,7 @@ internal sealed partial class PluginSupervisor(
     {
         incarnation.Queue.Writer.TryComplete();
         await incarnation.Lifetime.CancelAsync();
+        incarnation.BrokerStream?.Dispose();
         var process = incarnation.Worker.Process;
         var tree = ProcessTree.WithDescendants(process.Id);
         if (graceful && !process.HasExited)
@@ -482,6 +549,7 @@ internal sealed partial class PluginSupervisor(
             SetState(plugin, PluginState.Unloaded, "", "unloaded");
         }
 
+        plugin.Broker?.CancelAll(); // in-flight network requests end now, so the call in flight can finish
         if (incarnation is not null)
         {
             incarnation.Queue.Writer.TryComplete();
@@ -504,6 +572,16 @@ internal sealed partial class PluginSupervisor(
             var tree = ProcessTree.WithDescendants(incarnation.Pid);
             await StopWorkerAsync(incarnation, graceful: true);
             VerifyGone(report, incarnation, tree);
+        }
+
+        if (plugin.Broker is { } broker)
+        {
+            broker.CancelAll();
+            var waited = Stopwatch.StartNew();
+            while (Volatile.Read(ref broker.InFlight) > 0 && waited.ElapsedMilliseconds < 2000) await Task.Delay(10);
+            if (Volatile.Read(ref broker.InFlight) > 0)
+                report.Issues.Add(Issue(CleanupIssueKind.NetworkConnectionOpen, $"{broker.InFlight} network request(s) could not be closed"));
+            broker.Dispose();
         }
 
         report.DurationUs = (ulong)clock.Elapsed.TotalMicroseconds;

@@ -87,6 +87,7 @@ internal static class HostFunctions
                 plugin.CheckDeadline();
                 var request = plugin.Guest(caller, pointer, length, "http_request").ToArray();
                 var (code, response) = broker.Send(request, plugin.Remaining);
+                if (code == AbiCodes.Timeout) plugin.NetworkTimedOut = true;
                 plugin.CheckDeadline();
                 return code < 0 ? code : ReturnBuffer(plugin, response);
             });

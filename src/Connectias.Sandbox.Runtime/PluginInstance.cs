@@ -80,6 +80,9 @@ public sealed class PluginInstance : IDisposable
     internal PluginLogWriter LogWriter => _log;
     internal INetworkBroker? NetworkBroker => _setup.NetworkBroker;
 
+    /// <summary>A network request of the current call timed out (SPEC §3: the call may end as NETWORK_TIMEOUT).</summary>
+    internal bool NetworkTimedOut { get; set; }
+
     /// <summary>
     /// Compiles and checks the module, instantiates it and runs <c>_initialize</c> and <c>plugin_init</c>,
     /// all under one fuel budget and deadline. Throws a <see cref="SandboxException"/> with the SPEC reason.
@@ -183,6 +186,14 @@ public sealed class PluginInstance : IDisposable
             CheckMemory();
             FreeHostBuffers();
             var fuel = FuelUsed();
+            if (code != 0 && NetworkTimedOut)
+            {
+                // The plugin gave up after one of its requests timed out: the caller learns that, not just a code.
+                throw new SandboxException(ErrorReason.NetworkTimeout,
+                    $"plugin {PluginId} failed with code {code} after a network request timed out" + (_errorMessage is null ? "" : $": {_errorMessage}"),
+                    Metadata(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture))));
+            }
+
             if (code != 0)
             {
                 throw new SandboxException(ErrorReason.PluginError,
@@ -244,6 +255,7 @@ public sealed class PluginInstance : IDisposable
         _store.SetEpochDeadline(1);
         _output = null;
         _errorMessage = null;
+        NetworkTimedOut = false;
     }
 
     private void EndCall()

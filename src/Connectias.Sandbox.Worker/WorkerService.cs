@@ -20,7 +20,8 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
             if (state.Plugin is not null)
                 return new LoadResponse { Fault = Fault(new SandboxException(ErrorReason.AlreadyLoaded, "this worker already hosts a plugin")) };
             state.Log.PluginId = request.PluginId;
-            var plugin = PluginInstance.Load(state.Engine, ToSetup(request, state.Log));
+            if (request.NetworkBroker) await state.Broker.WaitUntilAttachedAsync(TimeSpan.FromSeconds(5));
+            var plugin = PluginInstance.Load(state.Engine, ToSetup(request, state.Log, request.NetworkBroker && state.Broker.IsAttached ? state.Broker : null));
             state.Plugin = plugin;
             state.Refresh();
             state.Log.Worker("info", $"plugin {request.PluginId} {request.PluginVersion} loaded ({plugin.MemoryBytes} bytes of memory)");
@@ -84,6 +85,9 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
         }
     }
 
+    public override Task Broker(IAsyncStreamReader<BrokerReply> requestStream, IServerStreamWriter<BrokerCall> responseStream, ServerCallContext context) =>
+        state.Broker.AttachAsync(requestStream, responseStream, context.CancellationToken);
+
     /// <summary>Answers from figures kept after each call, so it never waits behind a running call.</summary>
     public override Task<GetStatusResponse> GetStatus(GetStatusRequest request, ServerCallContext context) =>
         Task.FromResult(state.Status);
@@ -100,7 +104,7 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
         return deadline;
     }
 
-    private static PluginSetup ToSetup(LoadRequest request, WorkerLog log) => new()
+    private static PluginSetup ToSetup(LoadRequest request, WorkerLog log, INetworkBroker? broker) => new()
     {
         PluginId = request.PluginId,
         Version = request.PluginVersion,
@@ -120,7 +124,7 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
         StorageDirectory = string.IsNullOrEmpty(request.StorageDir) ? null : request.StorageDir,
         DeclaredCommands = request.CommandsDeclared ? request.DeclaredCommands.ToList() : null,
         Log = log,
-        NetworkBroker = null, // the network broker arrives with the supervisor's HostBroker service
+        NetworkBroker = broker, // null unless the supervisor opened the Broker stream
     };
 
     private static Fault Fault(SandboxException error)
@@ -137,6 +141,7 @@ internal sealed class WorkerState(WorkerLog log) : IDisposable
     public WasmEngine Engine { get; } = new();
     public SemaphoreSlim Gate { get; } = new(1, 1);
     public WorkerLog Log { get; } = log;
+    public StreamNetworkBroker Broker { get; } = new();
     public PluginInstance? Plugin { get; set; }
     public GetStatusResponse Status { get; private set; } = new();
 

@@ -150,7 +150,8 @@ public class WorkerContractTests
     public void The_worker_service_has_the_lifecycle_calls()
     {
         var service = Worker.V1.WorkerReflection.Descriptor.FindTypeByName<ServiceDescriptor>("PluginWorker");
-        Assert.Equal(["Load", "Execute", "Cleanup", "GetStatus"], service.Methods.Select(m => m.Name));
-        Assert.NotNull(Worker.V1.WorkerReflection.Descriptor.FindTypeByName<ServiceDescriptor>("HostBroker"));
+        Assert.Equal(["Load", "Execute", "Cleanup", "GetStatus", "Broker"], service.Methods.Select(m => m.Name));
+        var broker = service.FindMethodByName("Broker");
+        Assert.True(broker.IsClientStreaming && broker.IsServerStreaming);
     }
 }

@@ -1,0 +1,307 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Connectias.Sandbox.Packaging;
+using Connectias.Sandbox.Runtime;
+
+namespace Connectias.Sandbox.Daemon;
+
+/// <summary>Why the broker refused a request, for the audit log and the plugin's violation events.</summary>
+internal sealed record NetworkRefusal(int Code, string Rule, string Host, string Message);
+
+/// <summary>
+/// Performs one plugin's http_request calls (SPEC §3): http/https only; the host must be allowed by both
+/// the manifest and the policy; every resolved address, of every redirect hop, must be public unless
+/// the policy allows that host's private address; at most 5 redirects, each re-checked; a request rate,
+/// body sizes and a timeout. Workers never open sockets; this is the only way out.
+/// </summary>
+internal sealed class NetworkBroker : IDisposable
+{
+    private const int MaxRedirects = 5;
+    private static readonly HashSet<string> HopByHopHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Host", "Connection", "Content-Length", "Transfer-Encoding", "Upgrade", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
+    };
+
+    private readonly string _pluginId;
+    private readonly IReadOnlyList<HostPattern> _manifestHosts;
+    private readonly PolicyGrant _grant;
+    private readonly int _requestsPerMinute;
+    private readonly long _maxBodyBytes;
+    private readonly TimeSpan _timeout;
+    private readonly Action<NetworkRefusal> _onRefusal;
+    private readonly HttpClient _http;
+    private readonly Queue<DateTime> _recent = new();
+    private CancellationTokenSource _lifetime = new();
+
+    public NetworkBroker(string pluginId, IReadOnlyList<HostPattern> manifestHosts, PolicyGrant grant, V1.EffectiveLimits limits, Action<NetworkRefusal> onRefusal)
+    {
+        _pluginId = pluginId;
+        _manifestHosts = manifestHosts;
+        _grant = grant;
+        _requestsPerMinute = (int)limits.RequestsPerMinute;
+        _maxBodyBytes = (long)limits.MaxBodyBytes;
+        _timeout = TimeSpan.FromMilliseconds(limits.NetworkTimeoutMs);
+        _onRefusal = onRefusal;
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,        // every hop is checked here
+            UseProxy = false,
+            UseCookies = false,
+            AutomaticDecompression = DecompressionMethods.None, // no decompression bombs: bytes are counted as sent
+            ConnectCallback = ConnectCheckedAsync,
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            ConnectTimeout = _timeout,
+        })
+        {
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+    }
+
+    public long Requests;
+    public long BytesSent;
+    public long BytesReceived;
+    public long Refusals;
+    public int InFlight;
+
+    /// <summary>Cancels every request in flight (the plugin was terminated or unloaded).</summary>
+    public void CancelAll()
+    {
+        var old = Interlocked.Exchange(ref _lifetime, new CancellationTokenSource());
+        old.Cancel();
+        old.Dispose();
+    }
+
+    public async Task<(int Code, byte[] Response)> HandleAsync(byte[] requestJson, TimeSpan remaining)
+    {
+        Interlocked.Increment(ref InFlight);
+        try
+        {
+            return await PerformAsync(requestJson, remaining);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref InFlight);
+        }
+    }
+
+    private async Task<(int Code, byte[] Response)> PerformAsync(byte[] requestJson, TimeSpan remaining)
+    {
+        if (!TryParse(requestJson, out var method, out var uri, out var headers, out var body)) return (AbiCodes.BadRequest, []);
+        var host = uri?.Host ?? "";
+        lock (_recent)
+        {
+            var now = DateTime.UtcNow;
+            while (_recent.Count > 0 && now - _recent.Peek() > TimeSpan.FromMinutes(1)) _recent.Dequeue();
+            if (_recent.Count >= _requestsPerMinute)
+                return Refuse(AbiCodes.RateLimited, "rate", host, $"more than {_requestsPerMinute} requests in a minute");
+            _recent.Enqueue(now);
+        }
+
+        Interlocked.Increment(ref Requests);
+        if (body is not null && body.Length > _maxBodyBytes)
+            return Refuse(AbiCodes.TooLarge, "request size", host, $"request body of {body.Length} bytes exceeds {_maxBodyBytes}");
+
+        var lifetime = _lifetime.Token;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(lifetime);
+        deadline.CancelAfter(remaining < _timeout ? remaining : _timeout);
+        try
+        {
+            for (var hop = 0; ; hop++)
+            {
+                if (uri!.Scheme is not ("http" or "https"))
+                    return Refuse(AbiCodes.Denied, hop == 0 ? "scheme" : "redirect scheme", uri.Host, $"scheme '{uri.Scheme}' is not http or https");
+                if (!Allowed(uri))
+                    return Refuse(AbiCodes.Denied, hop == 0 ? "allow-list" : "redirect allow-list", uri.Host, $"{uri.Host}:{uri.Port} is not allowed by both the manifest and the policy");
+
+                using var request = new HttpRequestMessage(method, uri);
+                if (body is not null)
+                {
+                    request.Content = new ByteArrayContent(body);
+                    Interlocked.Add(ref BytesSent, body.Length);
+                }
+
+                foreach (var (name, value) in headers.Where(h => !HopByHopHeaders.Contains(h.Key)))
+                {
+                    // Content-Type and its kin belong to the content; without a body they are dropped.
+                    if (!request.Headers.TryAddWithoutValidation(name, value)) request.Content?.Headers.TryAddWithoutValidation(name, value);
+                }
+
+                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
+                if ((int)response.StatusCode is 301 or 302 or 303 or 307 or 308 && response.Headers.Location is { } location)
+                {
+                    if (hop == MaxRedirects) return Refuse(AbiCodes.Denied, "redirect limit", uri.Host, $"more than {MaxRedirects} redirects");
+                    uri = new Uri(uri, location);
+                    if ((int)response.StatusCode == 303 || ((int)response.StatusCode is 301 or 302 && method == HttpMethod.Post))
+                    {
+                        method = HttpMethod.Get;
+                        body = null;
+                    }
+
+                    continue;
+                }
+
+                var payload = await ReadLimitedAsync(response, deadline.Token);
+                if (payload is null) return Refuse(AbiCodes.TooLarge, "response size", uri.Host, $"response body exceeds {_maxBodyBytes} bytes");
+                Interlocked.Add(ref BytesReceived, payload.Length);
+                return (0, ResponseJson(response, payload));
+            }
+        }
+        catch (OperationCanceledException) when (lifetime.IsCancellationRequested)
+        {
+            return (AbiCodes.IoFailure, []); // cancelled: the plugin is being terminated or unloaded
+        }
+        catch (OperationCanceledException)
+        {
+            return (AbiCodes.Timeout, []);
+        }
+        catch (HttpRequestException e) when (Find<AddressRefusedException>(e) is { } refused)
+        {
+            return Refuse(AbiCodes.Denied, "address", refused.Host, refused.Message);
+        }
+        catch (HttpRequestException e) when (Find<OperationCanceledException>(e) is not null)
+        {
+            return (AbiCodes.Timeout, []);
+        }
+        catch (HttpRequestException)
+        {
+            return (AbiCodes.IoFailure, []);
+        }
+    }
+
+    private bool Allowed(Uri uri)
+    {
+        var defaultPort = uri.Scheme == "https" ? 443 : 80;
+        return _manifestHosts.Any(p => p.Matches(uri.Host, uri.Port, defaultPort)) && _grant.AllowedHosts.Any(p => p.Matches(uri.Host, uri.Port, defaultPort));
+    }
+
+    /// <summary>Resolves and checks every address of the host this connection is for, then connects to a checked one.</summary>
+    private async ValueTask<Stream> ConnectCheckedAsync(SocketsHttpConnectionContext context, CancellationToken cancellation)
+    {
+        var host = context.DnsEndPoint.Host;
+        var port = context.DnsEndPoint.Port;
+        var defaultPort = context.InitialRequestMessage.RequestUri?.Scheme == "https" ? 443 : 80;
+        var privateAllowed = _grant.AllowPrivateHosts.Any(p => p.Matches(host, port, defaultPort));
+        var addresses = IPAddress.TryParse(host.Trim('[', ']'), out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellation);
+        if (addresses.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
+        foreach (var address in addresses)
+        {
+            if (!privateAllowed && IsNonPublic(address))
+                throw new AddressRefusedException(host, $"{host} resolves to {address}, a loopback, private, link-local, multicast, unspecified or metadata address");
+        }
+
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(addresses, port, cancellation);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Addresses a plugin may not reach unless the policy allows the host explicitly.</summary>
+    internal static bool IsNonPublic(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        if (IPAddress.IsLoopback(address)) return true;
+        var b = address.GetAddressBytes();
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            return b[0] is 0 or 10 or 127 || b[0] >= 224 ||            // this network, private, loopback, multicast and reserved
+                   (b[0] == 100 && (b[1] & 0xC0) == 64) ||               // carrier-grade NAT
+                   (b[0] == 169 && b[1] == 254) ||                       // link-local, including 169.254.169.254 metadata
+                   (b[0] == 172 && (b[1] & 0xF0) == 16) ||
+                   (b[0] == 192 && b[1] == 168) ||
+                   (b[0] == 192 && b[1] == 0 && b[2] == 0);             // IETF protocol assignments
+        }
+
+        return address.Equals(IPAddress.IPv6Any) || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast ||
+               (b[0] & 0xFE) == 0xFC;                                    // unique local, including fd00:ec2::254 metadata
+    }
+
+    private async Task<byte[]?> ReadLimitedAsync(HttpResponseMessage response, CancellationToken cancellation)
+    {
+        if (response.Content.Headers.ContentLength > _maxBodyBytes) return null;
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellation);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellation)) > 0)
+        {
+            if (buffer.Length + read > _maxBodyBytes) return null; // read no further than the limit
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static byte[] ResponseJson(HttpResponseMessage response, byte[] body)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("status", (int)response.StatusCode);
+            json.WriteStartObject("headers");
+            foreach (var header in response.Headers.Concat(response.Content.Headers)) json.WriteString(header.Key.ToLowerInvariant(), string.Join(", ", header.Value));
+            json.WriteEndObject();
+            json.WriteString("body_base64", Convert.ToBase64String(body));
+            json.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static bool TryParse(byte[] requestJson, out HttpMethod method, out Uri? uri, out List<KeyValuePair<string, string>> headers, out byte[]? body)
+    {
+        method = HttpMethod.Get;
+        uri = null;
+        headers = [];
+        body = null;
+        try
+        {
+            using var document = JsonDocument.Parse(requestJson);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("url", out var url) || url.ValueKind != JsonValueKind.String) return false;
+            if (!Uri.TryCreate(url.GetString(), UriKind.Absolute, out uri)) return false;
+            if (root.TryGetProperty("method", out var m) && m.ValueKind == JsonValueKind.String) method = new HttpMethod(m.GetString()!.ToUpperInvariant());
+            if (root.TryGetProperty("headers", out var h) && h.ValueKind == JsonValueKind.Object)
+                foreach (var header in h.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.String)) headers.Add(new(header.Name, header.Value.GetString()!));
+            if (root.TryGetProperty("body_base64", out var b) && b.ValueKind == JsonValueKind.String) body = Convert.FromBase64String(b.GetString()!);
+            return true;
+        }
+        catch (Exception e) when (e is JsonException or FormatException or ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private (int, byte[]) Refuse(int code, string rule, string host, string message)
+    {
+        Interlocked.Increment(ref Refusals);
+        _onRefusal(new NetworkRefusal(code, rule, host, $"plugin {_pluginId}: {message}"));
+        return (code, []);
+    }
+
+    private static T? Find<T>(Exception? exception) where T : Exception
+    {
+        for (; exception is not null; exception = exception.InnerException)
+            if (exception is T match) return match;
+        return null;
+    }
+
+    public void Dispose()
+    {
+        CancelAll();
+        _http.Dispose();
+    }
+
+    private sealed class AddressRefusedException(string host, string message) : Exception(message)
+    {
+        public string Host { get; } = host;
+    }
+}
