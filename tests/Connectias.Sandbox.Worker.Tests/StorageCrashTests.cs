@@ -34,9 +34,9 @@ public class StorageCrashTests
                         worker.Client.Execute(new ExecuteRequest { Command = "store", Args = ByteString.CopyFromUtf8("key=" + value) });
                         Interlocked.Increment(ref written);
                     }
-                    catch (Grpc.Core.RpcException)
+                    catch (Exception e) when (e is Grpc.Core.RpcException or ObjectDisposedException)
                     {
-                        return; // the worker is gone
+                        return; // the worker (or our channel to it) is gone
                     }
                 }
             });
