@@ -21,3 +21,14 @@ public class SandboxException : Exception
 
     public override string ToString() => $"{Reason.WireName()}: {Message}";
 }
+
+/// <summary>The ErrorInfo metadata of SPEC §4: always <c>plugin_id</c>, plus the keys a reason needs.</summary>
+public static class ErrorMetadata
+{
+    public static Dictionary<string, string> For(string pluginId, params (string Key, string Value)[] entries)
+    {
+        var metadata = new Dictionary<string, string> { ["plugin_id"] = pluginId };
+        foreach (var (key, value) in entries) metadata[key] = value;
+        return metadata;
+    }
+}

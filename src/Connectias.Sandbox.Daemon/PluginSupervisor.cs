@@ -52,7 +52,7 @@ internal sealed partial class PluginSupervisor(
             {
                 throw new SandboxException(ErrorReason.PermissionDenied,
                     $"plugin {manifest.Id} asks for the '{missing.WireName()}' permission, which the policy ({policy.Source}) does not grant it",
-                    Meta(manifest.Id, ("permission", missing.WireName())));
+                    ErrorMetadata.For(manifest.Id, ("permission", missing.WireName())));
             }
 
             plugin = new ManagedPlugin(package, signer, grant, EffectiveLimitsFor(manifest, grant));
@@ -101,12 +101,12 @@ internal sealed partial class PluginSupervisor(
         lock (_registryLock)
         {
             if (_plugins.TryGetValue(plugin.Id, out var existing) && existing.State is PluginState.Loading or PluginState.Ready)
-                throw new SandboxException(ErrorReason.AlreadyLoaded, $"plugin {plugin.Id} is already loaded (version {existing.Manifest.Version})", Meta(plugin.Id));
+                throw new SandboxException(ErrorReason.AlreadyLoaded, $"plugin {plugin.Id} is already loaded (version {existing.Manifest.Version})", ErrorMetadata.For(plugin.Id));
             var active = _plugins.Values.Count(p => p.State is PluginState.Loading or PluginState.Ready);
             if (active >= _options.MaxPlugins)
             {
                 throw new SandboxException(ErrorReason.ResourceExhausted, $"{active} plugins are loaded; this daemon allows {_options.MaxPlugins}",
-                    Meta(plugin.Id, ("limit", _options.MaxPlugins.ToString(CultureInfo.InvariantCulture)), ("used", active.ToString(CultureInfo.InvariantCulture))));
+                    ErrorMetadata.For(plugin.Id, ("limit", _options.MaxPlugins.ToString(CultureInfo.InvariantCulture)), ("used", active.ToString(CultureInfo.InvariantCulture))));
             }
 
             foreach (var dependency in plugin.Manifest.Dependencies)
@@ -114,7 +114,7 @@ internal sealed partial class PluginSupervisor(
                 if (!_plugins.TryGetValue(dependency, out var loaded) || loaded.State != PluginState.Ready)
                 {
                     throw new SandboxException(ErrorReason.DependencyNotMet, $"plugin {plugin.Id} depends on {dependency}, which is not loaded and ready",
-                        Meta(plugin.Id, ("dependency", dependency)));
+                        ErrorMetadata.For(plugin.Id, ("dependency", dependency)));
                 }
             }
 
@@ -185,7 +185,7 @@ internal sealed partial class PluginSupervisor(
             incarnation.Ending = true;
             await StopWorkerAsync(incarnation, graceful: false);
             if (e is SandboxException) throw;
-            throw new SandboxException(ErrorReason.InitFailed, $"worker failed while loading {plugin.Id}: {e.Message}", Meta(plugin.Id), e);
+            throw new SandboxException(ErrorReason.InitFailed, $"worker failed while loading {plugin.Id}: {e.Message}", ErrorMetadata.For(plugin.Id), e);
         }
 
         lock (plugin.Sync)
@@ -247,7 +247,7 @@ internal sealed partial class PluginSupervisor(
         var reason = refusal.Code == Runtime.AbiCodes.Denied ? ErrorReason.SecurityViolation : ErrorReason.ResourceExhausted;
         logger.LogWarning("network request of {PluginId} refused ({Rule}, host {Host}): {Message}", plugin.Id, refusal.Rule, refusal.Host, refusal.Message);
         events.Publish(plugin.Id, e => e.Violation = Violation(new SandboxException(reason, refusal.Message,
-            Meta(plugin.Id, ("rule", refusal.Rule), ("host", refusal.Host), ("code", refusal.Code.ToString(CultureInfo.InvariantCulture))))));
+            ErrorMetadata.For(plugin.Id, ("rule", refusal.Rule), ("host", refusal.Host), ("code", refusal.Code.ToString(CultureInfo.InvariantCulture))))));
         Audit(reason == ErrorReason.SecurityViolation ? AuditEvents.SecurityViolation : AuditEvents.ResourceExhaustion, plugin.Id, json =>
         {
             json.WriteString("kind", "network");
@@ -267,11 +267,11 @@ internal sealed partial class PluginSupervisor(
         lock (plugin.Sync)
         {
             if (plugin.State == PluginState.Unloaded)
-                throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded", Meta(plugin.Id));
+                throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded", ErrorMetadata.For(plugin.Id));
             if (plugin.State != PluginState.Ready || plugin.Current is null)
             {
                 throw new SandboxException(ErrorReason.PluginCrashed,
-                    $"plugin {plugin.Id} is not ready (state {plugin.State}{(plugin.StateReason.Length > 0 ? $": {plugin.StateReason}" : "")})", Meta(plugin.Id));
+                    $"plugin {plugin.Id} is not ready (state {plugin.State}{(plugin.StateReason.Length > 0 ? $": {plugin.StateReason}" : "")})", ErrorMetadata.For(plugin.Id));
             }
 
             incarnation = plugin.Current;
@@ -281,7 +281,7 @@ internal sealed partial class PluginSupervisor(
         {
             Interlocked.Increment(ref plugin.Failures);
             throw new SandboxException(ErrorReason.InvalidCommand,
-                $"plugin {plugin.Id} declares no command '{request.Command}'; it declares: {string.Join(", ", declared.Select(c => c.Name))}", Meta(plugin.Id));
+                $"plugin {plugin.Id} declares no command '{request.Command}'; it declares: {string.Join(", ", declared.Select(c => c.Name))}", ErrorMetadata.For(plugin.Id));
         }
 
         var job = new CallJob(request.Command, request.Args.ToByteArray(), deadline, cancellation);
@@ -289,7 +289,7 @@ internal sealed partial class PluginSupervisor(
         {
             Interlocked.Increment(ref plugin.Failures);
             throw new SandboxException(ErrorReason.QueueFull, $"plugin {plugin.Id} already has {_options.QueueLimit} calls waiting",
-                Meta(plugin.Id, ("limit", _options.QueueLimit.ToString(CultureInfo.InvariantCulture))));
+                ErrorMetadata.For(plugin.Id, ("limit", _options.QueueLimit.ToString(CultureInfo.InvariantCulture))));
         }
 
         return await job.Result.Task.WaitAsync(cancellation);
@@ -321,7 +321,7 @@ internal sealed partial class PluginSupervisor(
         var remaining = job.Deadline is { } clientDeadline ? clientDeadline - DateTime.UtcNow : (TimeSpan?)null;
         if (remaining <= TimeSpan.Zero)
         {
-            job.Result.TrySetException(new SandboxException(ErrorReason.Timeout, $"the call's deadline passed while it waited for plugin {plugin.Id}", Meta(plugin.Id)));
+            job.Result.TrySetException(new SandboxException(ErrorReason.Timeout, $"the call's deadline passed while it waited for plugin {plugin.Id}", ErrorMetadata.For(plugin.Id)));
             return;
         }
 
@@ -381,12 +381,12 @@ internal sealed partial class PluginSupervisor(
             else if (e.StatusCode == Grpc.Core.StatusCode.DeadlineExceeded)
             {
                 error = new SandboxException(ErrorReason.Timeout, $"plugin {plugin.Id} did not answer within {callWindow.TotalMilliseconds:F0} ms; its worker was killed",
-                    Meta(plugin.Id, ("limit", ((long)callWindow.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))));
+                    ErrorMetadata.For(plugin.Id, ("limit", ((long)callWindow.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))));
                 await TerminateAsync(plugin, incarnation, error, crashed: false);
             }
             else
             {
-                error = new SandboxException(ErrorReason.PluginCrashed, $"the worker of plugin {plugin.Id} died during the call ({e.Status.Detail})", Meta(plugin.Id));
+                error = new SandboxException(ErrorReason.PluginCrashed, $"the worker of plugin {plugin.Id} died during the call ({e.Status.Detail})", ErrorMetadata.For(plugin.Id));
                 await TerminateAsync(plugin, incarnation, error, crashed: true);
                 error = incarnation.EndedBy ?? error;
             }
@@ -433,7 +433,7 @@ internal sealed partial class PluginSupervisor(
         if (incarnation.Ending) return;
         var code = incarnation.Worker.Process.HasExited ? incarnation.Worker.Process.ExitCode : -1;
         await TerminateAsync(plugin, incarnation,
-            new SandboxException(ErrorReason.PluginCrashed, $"the worker of plugin {plugin.Id} exited unexpectedly (exit status {code})", Meta(plugin.Id)), crashed: true);
+            new SandboxException(ErrorReason.PluginCrashed, $"the worker of plugin {plugin.Id} exited unexpectedly (exit status {code})", ErrorMetadata.For(plugin.Id)), crashed: true);
     }
 
     private void MaybeRestart(ManagedPlugin plugin, Incarnation ended)
@@ -534,12 +534,12 @@ internal sealed partial class PluginSupervisor(
         Incarnation? incarnation;
         lock (plugin.Sync)
         {
-            if (plugin.State == PluginState.Unloaded) throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} is already unloaded", Meta(plugin.Id));
+            if (plugin.State == PluginState.Unloaded) throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} is already unloaded", ErrorMetadata.For(plugin.Id));
             incarnation = plugin.Current;
             if (incarnation is not null && !incarnation.Ending)
             {
                 incarnation.Ending = true;
-                incarnation.EndedBy = new SandboxException(ErrorReason.PluginCrashed, $"plugin {plugin.Id} is being unloaded", Meta(plugin.Id));
+                incarnation.EndedBy = new SandboxException(ErrorReason.PluginCrashed, $"plugin {plugin.Id} is being unloaded", ErrorMetadata.For(plugin.Id));
             }
             else
             {
@@ -657,7 +657,7 @@ internal sealed partial class PluginSupervisor(
                 {
                     await TerminateAsync(plugin, incarnation, new SandboxException(ErrorReason.MemoryLimitExceeded,
                         $"the worker of plugin {plugin.Id} uses {rss} bytes of resident memory; its cap is {cap}",
-                        Meta(plugin.Id, ("limit", cap.ToString(CultureInfo.InvariantCulture)), ("used", rss.ToString(CultureInfo.InvariantCulture)))), crashed: false);
+                        ErrorMetadata.For(plugin.Id, ("limit", cap.ToString(CultureInfo.InvariantCulture)), ("used", rss.ToString(CultureInfo.InvariantCulture)))), crashed: false);
                 }
             }
         }
@@ -671,7 +671,7 @@ internal sealed partial class PluginSupervisor(
         {
             return _plugins.TryGetValue(pluginId, out var plugin)
                 ? plugin
-                : throw new SandboxException(ErrorReason.PluginNotFound, $"no plugin {pluginId} is loaded", Meta(pluginId));
+                : throw new SandboxException(ErrorReason.PluginNotFound, $"no plugin {pluginId} is loaded", ErrorMetadata.For(pluginId));
         }
     }
 
@@ -759,7 +759,7 @@ internal sealed partial class PluginSupervisor(
             if (line is not null && !incarnation.Ending)
             {
                 await TerminateAsync(plugin, incarnation, new SandboxException(ErrorReason.SecurityViolation,
-                    $"the worker of plugin {plugin.Id} broke the worker protocol (unexpected output on stdout)", Meta(plugin.Id)), crashed: false);
+                    $"the worker of plugin {plugin.Id} broke the worker protocol (unexpected output on stdout)", ErrorMetadata.For(plugin.Id)), crashed: false);
             }
         });
     }
@@ -821,13 +821,6 @@ internal sealed partial class PluginSupervisor(
     }
 
     private static CleanupIssue Issue(CleanupIssueKind kind, string detail) => new() { Kind = kind, Detail = detail };
-
-    internal static Dictionary<string, string> Meta(string pluginId, params (string Key, string Value)[] entries)
-    {
-        var metadata = new Dictionary<string, string> { ["plugin_id"] = pluginId };
-        foreach (var (key, value) in entries) metadata[key] = value;
-        return metadata;
-    }
 
     internal static void CreatePrivateDirectory(string path)
     {

@@ -22,7 +22,7 @@ internal static class HostFunctions
             {
                 throw new SandboxException(ErrorReason.OutputTooLarge,
                     $"plugin {plugin.PluginId} produced {(uint)length} bytes of output; the limit is {plugin.Limits.OutputBytes}",
-                    PluginInstance.Metadata(plugin.PluginId, ("limit", plugin.Limits.OutputBytes.ToString(CultureInfo.InvariantCulture)), ("used", ((uint)length).ToString(CultureInfo.InvariantCulture))));
+                    ErrorMetadata.For(plugin.PluginId, ("limit", plugin.Limits.OutputBytes.ToString(CultureInfo.InvariantCulture)), ("used", ((uint)length).ToString(CultureInfo.InvariantCulture))));
             }
 
             plugin.SetOutput(plugin.Guest(caller, pointer, length, "output").ToArray());

@@ -96,7 +96,7 @@ public sealed class PluginInstance : IDisposable
         }
         catch (WasmtimeException e)
         {
-            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {FirstLine(e.Message)}", Metadata(setup.PluginId));
+            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {FirstLine(e.Message)}", ErrorMetadata.For(setup.PluginId));
         }
 
         PluginInstance? instance = null;
@@ -120,7 +120,7 @@ public sealed class PluginInstance : IDisposable
         foreach (var import in _module.Imports.Where(i => i.ModuleName == AbiContract.WasiModule))
         {
             if (_linker.GetFunction(_store, import.ModuleName, import.Name) is null)
-                throw new SandboxException(ErrorReason.CorruptedData, $"module imports '{import.ModuleName}.{import.Name}', which WASI preview 1 does not define", Metadata(PluginId));
+                throw new SandboxException(ErrorReason.CorruptedData, $"module imports '{import.ModuleName}.{import.Name}', which WASI preview 1 does not define", ErrorMetadata.For(PluginId));
         }
 
         BeginBudget(null);
@@ -144,7 +144,7 @@ public sealed class PluginInstance : IDisposable
                 {
                     throw new SandboxException(ErrorReason.InitFailed,
                         $"plugin_init returned {code}" + (_errorMessage is null ? "" : $": {_errorMessage}"),
-                        Metadata(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture))));
+                        ErrorMetadata.For(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture))));
                 }
             }
 
@@ -171,7 +171,7 @@ public sealed class PluginInstance : IDisposable
         if (_setup.DeclaredCommands is { } declared && !declared.Contains(command, StringComparer.Ordinal))
         {
             throw new SandboxException(ErrorReason.InvalidCommand,
-                $"plugin {PluginId} declares no command '{command}'; it declares: {string.Join(", ", declared)}", Metadata(PluginId));
+                $"plugin {PluginId} declares no command '{command}'; it declares: {string.Join(", ", declared)}", ErrorMetadata.For(PluginId));
         }
 
         var started = Stopwatch.GetTimestamp();
@@ -191,14 +191,14 @@ public sealed class PluginInstance : IDisposable
                 // The plugin gave up after one of its requests timed out: the caller learns that, not just a code.
                 throw new SandboxException(ErrorReason.NetworkTimeout,
                     $"plugin {PluginId} failed with code {code} after a network request timed out" + (_errorMessage is null ? "" : $": {_errorMessage}"),
-                    Metadata(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture))));
+                    ErrorMetadata.For(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture))));
             }
 
             if (code != 0)
             {
                 throw new SandboxException(ErrorReason.PluginError,
                     $"plugin {PluginId} returned error code {code}" + (_errorMessage is null ? "" : $": {_errorMessage}"),
-                    Metadata(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture)), ("fuel_consumed", fuel.ToString(CultureInfo.InvariantCulture))));
+                    ErrorMetadata.For(PluginId, ("plugin_code", code.ToString(CultureInfo.InvariantCulture)), ("fuel_consumed", fuel.ToString(CultureInfo.InvariantCulture))));
             }
 
             return new ExecutionResult(_output ?? [], fuel, (long)Stopwatch.GetElapsedTime(started).TotalMicroseconds, MemoryBytes);
@@ -281,7 +281,7 @@ public sealed class PluginInstance : IDisposable
         if (length <= Limits.MemoryBytes) return;
         throw new SandboxException(ErrorReason.MemoryLimitExceeded,
             $"plugin {PluginId} grew its memory to {length} bytes; the limit is {Limits.MemoryBytes} bytes",
-            Metadata(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", length.ToString(CultureInfo.InvariantCulture))));
+            ErrorMetadata.For(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", length.ToString(CultureInfo.InvariantCulture))));
     }
 
     internal void CheckDeadline()
@@ -293,14 +293,14 @@ public sealed class PluginInstance : IDisposable
 
     private SandboxException TimeoutFault() => new(ErrorReason.Timeout,
         $"plugin {PluginId} ran past its deadline of {_deadlineMs} ms",
-        Metadata(PluginId, ("limit", _deadlineMs.ToString(CultureInfo.InvariantCulture))));
+        ErrorMetadata.For(PluginId, ("limit", _deadlineMs.ToString(CultureInfo.InvariantCulture))));
 
     private void ThrowIfTerminated()
     {
         if (_terminatedBy is { } cause)
         {
             throw new SandboxException(ErrorReason.PluginCrashed,
-                $"plugin {PluginId} was terminated by an earlier {cause.Reason.WireName()}: {cause.Message}", Metadata(PluginId));
+                $"plugin {PluginId} was terminated by an earlier {cause.Reason.WireName()}: {cause.Message}", ErrorMetadata.For(PluginId));
         }
     }
 
@@ -336,15 +336,15 @@ public sealed class PluginInstance : IDisposable
     {
         TrapException { Type: TrapCode.OutOfFuel } => new SandboxException(ErrorReason.FuelExhausted,
             $"plugin {PluginId} used up its fuel budget of {Limits.FuelPerCall}",
-            Metadata(PluginId, ("limit", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)), ("used", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)))),
+            ErrorMetadata.For(PluginId, ("limit", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)), ("used", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)))),
         TrapException { Type: TrapCode.Interrupt } => TimeoutFault(),
         TrapException trap => new SandboxException(ErrorReason.PluginTrapped,
-            $"plugin {PluginId} trapped: {TrapName(trap.Type)}", Metadata(PluginId, ("trap", TrapName(trap.Type)))),
+            $"plugin {PluginId} trapped: {TrapName(trap.Type)}", ErrorMetadata.For(PluginId, ("trap", TrapName(trap.Type)))),
         WasmtimeException { ExitCode: { } code } => new SandboxException(ErrorReason.PluginCrashed,
-            $"plugin {PluginId} called proc_exit({code})", Metadata(PluginId, ("exit_code", code.ToString(CultureInfo.InvariantCulture)))),
+            $"plugin {PluginId} called proc_exit({code})", ErrorMetadata.For(PluginId, ("exit_code", code.ToString(CultureInfo.InvariantCulture)))),
         WasmtimeException wasm => new SandboxException(ErrorReason.PluginTrapped,
-            $"plugin {PluginId} failed: {FirstLine(wasm.InnerException?.Message ?? wasm.Message)}", Metadata(PluginId, ("trap", "host"))),
-        _ => new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} failed in the host: {exception.Message}", Metadata(PluginId), exception),
+            $"plugin {PluginId} failed: {FirstLine(wasm.InnerException?.Message ?? wasm.Message)}", ErrorMetadata.For(PluginId, ("trap", "host"))),
+        _ => new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} failed in the host: {exception.Message}", ErrorMetadata.For(PluginId), exception),
     };
 
     private static string TrapName(TrapCode code) => code switch
@@ -369,13 +369,13 @@ public sealed class PluginInstance : IDisposable
     {
         CheckMemory(); // every host call is a checkpoint for growth past the limit
         var memory = _memory ?? caller.GetMemory(AbiContract.MemoryExport)
-            ?? throw new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} called connectias.{function} without a memory", Metadata(PluginId));
+            ?? throw new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} called connectias.{function} without a memory", ErrorMetadata.For(PluginId));
         var end = (ulong)(uint)pointer + (uint)length;
         if (length < 0 || end > (ulong)memory.GetLength())
         {
             throw new SandboxException(ErrorReason.PluginTrapped,
                 $"plugin {PluginId} passed connectias.{function} the buffer [{(uint)pointer}, {end}) outside its {memory.GetLength()}-byte memory",
-                Metadata(PluginId, ("trap", "out-of-bounds host buffer")));
+                ErrorMetadata.For(PluginId, ("trap", "out-of-bounds host buffer")));
         }
 
         return memory.GetSpan((uint)pointer, length);
@@ -390,7 +390,7 @@ public sealed class PluginInstance : IDisposable
         {
             CheckMemory();
             throw new SandboxException(ErrorReason.PluginTrapped,
-                $"plugin {PluginId}: connectias_alloc({bytes.Length}) returned {pointer}", Metadata(PluginId, ("trap", "allocation failed")));
+                $"plugin {PluginId}: connectias_alloc({bytes.Length}) returned {pointer}", ErrorMetadata.For(PluginId, ("trap", "allocation failed")));
         }
 
         WriteToGuest(pointer, bytes);
@@ -411,7 +411,7 @@ public sealed class PluginInstance : IDisposable
         if (end > (ulong)_memory!.GetLength())
         {
             throw new SandboxException(ErrorReason.PluginTrapped,
-                $"plugin {PluginId}: connectias_alloc({size}) returned {(uint)pointer}, outside its memory", Metadata(PluginId, ("trap", "bad allocation")));
+                $"plugin {PluginId}: connectias_alloc({size}) returned {(uint)pointer}, outside its memory", ErrorMetadata.For(PluginId, ("trap", "bad allocation")));
         }
 
         _hostBuffers.Add((pointer, size));
@@ -433,13 +433,6 @@ public sealed class PluginInstance : IDisposable
 
     internal void SetErrorMessage(ReadOnlySpan<byte> message) =>
         _errorMessage = Encoding.UTF8.GetString(message[..Math.Min(message.Length, MaxErrorMessageBytes)]);
-
-    internal static Dictionary<string, string> Metadata(string pluginId, params (string Key, string Value)[] entries)
-    {
-        var metadata = new Dictionary<string, string> { ["plugin_id"] = pluginId };
-        foreach (var (key, value) in entries) metadata[key] = value;
-        return metadata;
-    }
 
     private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
 }

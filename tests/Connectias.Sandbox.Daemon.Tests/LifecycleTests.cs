@@ -105,7 +105,7 @@ public class LifecycleTests(SharedDaemon shared)
                 if (item.PayloadCase == Event.PayloadOneofCase.Audit && item.Audit.Event == "PLUGIN_TERMINATED") return;
             }
         });
-        await Task.Delay(300); // the watch is established
+        await Task.Delay(1000); // the watch is established (the server subscribes when the call arrives)
         await client.LoadAsync(_daemon.Package("unreachable", "com.test.watched"));
         await Assert.ThrowsAsync<SandboxException>(() => client.ExecuteAsync("com.test.watched", "run"));
         await watching.WaitAsync(TimeSpan.FromSeconds(30));
