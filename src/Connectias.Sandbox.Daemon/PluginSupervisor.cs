@@ -100,6 +100,7 @@ internal sealed partial class PluginSupervisor(
     {
         lock (_registryLock)
         {
+            if (_stopping) throw new SandboxException(ErrorReason.PluginCrashed, "the daemon is shutting down", ErrorMetadata.For(plugin.Id));
             if (_plugins.TryGetValue(plugin.Id, out var existing) && existing.State is PluginState.Loading or PluginState.Ready)
                 throw new SandboxException(ErrorReason.AlreadyLoaded, $"plugin {plugin.Id} is already loaded (version {existing.Manifest.Version})", ErrorMetadata.For(plugin.Id));
             var active = _plugins.Values.Count(p => p.State is PluginState.Loading or PluginState.Ready);
@@ -116,6 +117,13 @@ internal sealed partial class PluginSupervisor(
                     throw new SandboxException(ErrorReason.DependencyNotMet, $"plugin {plugin.Id} depends on {dependency}, which is not loaded and ready",
                         ErrorMetadata.For(plugin.Id, ("dependency", dependency)));
                 }
+            }
+
+            if (existing is not null)
+            {
+                // A terminated, crashed or unloaded predecessor: retire it, so a restart it had scheduled never runs.
+                lock (existing.Sync) existing.State = PluginState.Unloaded;
+                existing.Broker?.Dispose();
             }
 
             _plugins[plugin.Id] = plugin;
@@ -188,10 +196,22 @@ internal sealed partial class PluginSupervisor(
             throw new SandboxException(ErrorReason.InitFailed, $"worker failed while loading {plugin.Id}: {e.Message}", ErrorMetadata.For(plugin.Id), e);
         }
 
+        bool unloadedMeanwhile;
         lock (plugin.Sync)
         {
-            plugin.Current = incarnation;
-            SetState(plugin, PluginState.Ready, "", "");
+            unloadedMeanwhile = plugin.State == PluginState.Unloaded;
+            if (!unloadedMeanwhile)
+            {
+                plugin.Current = incarnation;
+                SetState(plugin, PluginState.Ready, "", "");
+            }
+        }
+
+        if (unloadedMeanwhile)
+        {
+            incarnation.Ending = true;
+            await StopWorkerAsync(incarnation, graceful: false);
+            throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded while it was loading", ErrorMetadata.For(plugin.Id));
         }
 
         incarnation.QueueLoop = Task.Run(() => RunQueueAsync(plugin, incarnation));

@@ -19,7 +19,7 @@ const string Usage = """
       --trust-dir DIR    trusted public keys and revoked.txt (default: STATE/trust)
       --policy FILE      administrator policy, JSON (default: built-in: storage and system_info granted)
       --allow-unsigned   accept packages with no signature (development only)
-      --tcp HOST:PORT    also listen on TCP, plaintext HTTP/2 (off by default)
+      --tcp IP:PORT      also listen on TCP, plaintext HTTP/2 (off by default), e.g. 127.0.0.1:7700
       --sandbox MODE     auto (bubblewrap when it works), bubblewrap, or none (default: auto)
       --no-dev-key       do not create or trust the local development signing key
       -h, --help         show this help
@@ -71,6 +71,12 @@ builder.Logging.AddFilter("Grpc", LogLevel.Warning);
 var options = builder.Configuration.GetSection(DaemonOptions.Section).Get<DaemonOptions>() ?? new DaemonOptions();
 options.StateDir = Path.GetFullPath(options.StateDir);
 
+if (options.Tcp is { Length: > 0 } tcpSetting && (!System.Net.IPEndPoint.TryParse(tcpSetting, out var tcpEndpoint) || tcpEndpoint.Port == 0))
+{
+    Console.Error.WriteLine($"connectias-sandboxd: --tcp '{tcpSetting}' is not IP:PORT, e.g. 127.0.0.1:7700");
+    return 2;
+}
+
 AdminPolicy policy;
 try
 {
@@ -121,7 +127,7 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http2);
     if (options.Tcp is { Length: > 0 } tcp)
     {
-        var endpoint = System.Net.IPEndPoint.Parse(tcp);
+        var endpoint = System.Net.IPEndPoint.Parse(tcp); // validated at start-up
         kestrel.Listen(endpoint, listen => listen.Protocols = HttpProtocols.Http2);
     }
 

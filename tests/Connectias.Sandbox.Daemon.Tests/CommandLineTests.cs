@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+
+namespace Connectias.Sandbox.Daemon.Tests;
+
+/// <summary>connectias-sandboxd's command line: help, refusals of bad settings, and the optional TCP listener.</summary>
+public class CommandLineTests
+{
+    private static (int ExitCode, string Output, string Error) Run(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "connectias-sandboxd.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEnd();
+        Assert.True(process.WaitForExit(30_000));
+        return (process.ExitCode, output.GetAwaiter().GetResult(), error);
+    }
+
+    [Fact]
+    public void Help_lists_every_flag_of_the_spec()
+    {
+        var (code, output, _) = Run("--help");
+        Assert.Equal(0, code);
+        foreach (var flag in new[] { "--socket", "--state-dir", "--trust-dir", "--policy", "--allow-unsigned", "--tcp" }) Assert.Contains(flag, output);
+    }
+
+    [Fact]
+    public void An_unknown_option_is_refused_with_exit_2() =>
+        Assert.Equal(2, Run("--frobnicate").ExitCode);
+
+    [Fact]
+    public void A_tcp_setting_that_is_not_ip_and_port_is_refused()
+    {
+        var (code, _, error) = Run("--tcp", "localhost", "--state-dir", Path.Combine(Path.GetTempPath(), "never-created"));
+        Assert.Equal(2, code);
+        Assert.Contains("not IP:PORT", error);
+    }
+
+    [Fact]
+    public void A_malformed_policy_stops_the_daemon_naming_the_field()
+    {
+        var state = Directory.CreateTempSubdirectory("connectias-badpolicy-").FullName;
+        var policy = Path.Combine(state, "policy.json");
+        File.WriteAllText(policy, """{ "default": { "permissions": ["root"] } }""");
+        var (code, _, error) = Run("--state-dir", state, "--policy", policy);
+        Assert.Equal(1, code);
+        Assert.Contains("default.permissions", error);
+        Assert.Contains("root", error);
+        Directory.Delete(state, recursive: true);
+    }
+
+    [Fact]
+    public async Task The_optional_tcp_listener_serves_the_same_api()
+    {
+        int port;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+
+        using var daemon = DaemonProcess.Start("{}", ("Tcp", $"127.0.0.1:{port}"));
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+    }
+}
