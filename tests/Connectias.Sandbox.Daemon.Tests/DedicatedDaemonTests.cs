@@ -17,7 +17,8 @@ public class DedicatedDaemonTests
         using var client = daemon.Client();
         await client.LoadAsync(daemon.Package("infinite_loop", "com.test.slow", ",\"resource_limits\":{\"fuel_per_call\":1000000000000}"));
         var running = client.ExecuteAsync("com.test.slow", "run");
-        await Task.Delay(200);
+        var clock = Stopwatch.StartNew();
+        while ((await client.GetAsync("com.test.slow")).Usage.Calls == 0 && clock.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(10);
         var queued = client.ExecuteAsync("com.test.slow", "run");
         await Task.Delay(200);
         var error = await ApiErrorTests.Refused(() => client.ExecuteAsync("com.test.slow", "run"), StatusCode.ResourceExhausted, "QUEUE_FULL", "com.test.slow");
