@@ -28,6 +28,9 @@ internal sealed class Incarnation(int number, StartedWorker worker, GrpcChannel 
     public Channel<CallJob> Queue { get; } = System.Threading.Channels.Channel.CreateBounded<CallJob>(new BoundedChannelOptions(queueLimit) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     public CancellationTokenSource Lifetime { get; } = new();
 
+    /// <summary>Cancelled as soon as the daemon decides to end this worker: its network requests end with it.</summary>
+    public CancellationTokenSource NetworkLifetime { get; } = new();
+
     /// <summary>Set when the daemon ends this incarnation on purpose, with the reason calls in flight must see.</summary>
     public SandboxException? EndedBy { get; set; }
     public bool Ending { get; set; }

@@ -32,7 +32,6 @@ internal sealed class NetworkBroker : IDisposable
     private readonly Action<NetworkRefusal> _onRefusal;
     private readonly HttpClient _http;
     private readonly Queue<DateTime> _recent = new();
-    private CancellationTokenSource _lifetime = new();
 
     public NetworkBroker(string pluginId, IReadOnlyList<HostPattern> manifestHosts, PolicyGrant grant, V1.EffectiveLimits limits, Action<NetworkRefusal> onRefusal)
     {
@@ -64,20 +63,17 @@ internal sealed class NetworkBroker : IDisposable
     public long Refusals;
     public int InFlight;
 
-    /// <summary>Cancels every request in flight (the plugin was terminated or unloaded).</summary>
-    public void CancelAll()
-    {
-        var old = Interlocked.Exchange(ref _lifetime, new CancellationTokenSource());
-        old.Cancel();
-        old.Dispose();
-    }
-
-    public async Task<(int Code, byte[] Response)> HandleAsync(byte[] requestJson, TimeSpan remaining)
+    /// <summary>
+    /// Performs one request. <paramref name="workerLifetime"/> belongs to the worker that asked: once it is
+    /// cancelled (the plugin is terminated or unloaded) requests in flight end and later ones fail at once.
+    /// </summary>
+    public async Task<(int Code, byte[] Response)> HandleAsync(byte[] requestJson, TimeSpan remaining, CancellationToken workerLifetime)
     {
         Interlocked.Increment(ref InFlight);
         try
         {
-            return await PerformAsync(requestJson, remaining);
+            if (workerLifetime.IsCancellationRequested) return (AbiCodes.IoFailure, []);
+            return await PerformAsync(requestJson, remaining, workerLifetime);
         }
         finally
         {
@@ -85,7 +81,7 @@ internal sealed class NetworkBroker : IDisposable
         }
     }
 
-    private async Task<(int Code, byte[] Response)> PerformAsync(byte[] requestJson, TimeSpan remaining)
+    private async Task<(int Code, byte[] Response)> PerformAsync(byte[] requestJson, TimeSpan remaining, CancellationToken lifetime)
     {
         if (!TryParse(requestJson, out var method, out var uri, out var headers, out var body)) return (AbiCodes.BadRequest, []);
         var host = uri?.Host ?? "";
@@ -102,7 +98,6 @@ internal sealed class NetworkBroker : IDisposable
         if (body is not null && body.Length > _maxBodyBytes)
             return Refuse(AbiCodes.TooLarge, "request size", host, $"request body of {body.Length} bytes exceeds {_maxBodyBytes}");
 
-        var lifetime = _lifetime.Token;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(lifetime);
         deadline.CancelAfter(remaining < _timeout ? remaining : _timeout);
         try
@@ -294,11 +289,7 @@ internal sealed class NetworkBroker : IDisposable
         return null;
     }
 
-    public void Dispose()
-    {
-        CancelAll();
-        _http.Dispose();
-    }
+    public void Dispose() => _http.Dispose();
 
     private sealed class AddressRefusedException(string host, string message) : Exception(message)
     {

@@ -238,7 +238,7 @@ internal sealed partial class PluginSupervisor(
                     var call = stream.ResponseStream.Current;
                     _ = Task.Run(async () =>
                     {
-                        var (code, response) = await plugin.Broker!.HandleAsync(call.RequestJson.ToByteArray(), TimeSpan.FromMilliseconds(call.DeadlineMs));
+                        var (code, response) = await plugin.Broker!.HandleAsync(call.RequestJson.ToByteArray(), TimeSpan.FromMilliseconds(call.DeadlineMs), incarnation.NetworkLifetime.Token);
                         await writeLock.WaitAsync();
                         try
                         {
@@ -434,7 +434,7 @@ internal sealed partial class PluginSupervisor(
 
         logger.LogWarning("{Action} {PluginId}: {Reason}: {Message}", crashed ? "crashed" : "terminating", plugin.Id, cause.Reason.WireName(), cause.Message);
         events.Publish(plugin.Id, e => e.Violation = Violation(cause));
-        plugin.Broker?.CancelAll();
+        await incarnation.NetworkLifetime.CancelAsync();
         await StopWorkerAsync(incarnation, graceful: false);
 
         var auditEvent = cause.Reason switch
@@ -569,9 +569,9 @@ internal sealed partial class PluginSupervisor(
             SetState(plugin, PluginState.Unloaded, "", "unloaded");
         }
 
-        plugin.Broker?.CancelAll(); // in-flight network requests end now, so the call in flight can finish
         if (incarnation is not null)
         {
+            await incarnation.NetworkLifetime.CancelAsync(); // network requests end now, so the call in flight can finish
             incarnation.Queue.Writer.TryComplete();
             if (incarnation.QueueLoop is { } loop)
                 await Task.WhenAny(loop, Task.Delay(_options.UnloadTimeoutMs)); // let the call in flight finish
@@ -596,7 +596,6 @@ internal sealed partial class PluginSupervisor(
 
         if (plugin.Broker is { } broker)
         {
-            broker.CancelAll();
             var waited = Stopwatch.StartNew();
             while (Volatile.Read(ref broker.InFlight) > 0 && waited.ElapsedMilliseconds < 2000) await Task.Delay(10);
             if (Volatile.Read(ref broker.InFlight) > 0)

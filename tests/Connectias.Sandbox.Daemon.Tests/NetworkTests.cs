@@ -16,6 +16,7 @@ public sealed class TestHttpServer : IAsyncDisposable
     private readonly WebApplication _app;
     public int Port { get; }
     public int AbortedRequests;
+    public int SlowRequestsStarted;
 
     public TestHttpServer()
     {
@@ -46,6 +47,7 @@ public sealed class TestHttpServer : IAsyncDisposable
         });
         _app.MapGet("/slow", async (CancellationToken aborted) =>
         {
+            Interlocked.Increment(ref SlowRequestsStarted);
             try
             {
                 await Task.Delay(TimeSpan.FromSeconds(20), aborted);
@@ -249,7 +251,8 @@ public sealed class NetworkTests : IAsyncLifetime
         using var client = _daemon.Client();
         var request = Encoding.UTF8.GetBytes($$"""{"url":"http://127.0.0.1:{{Port}}/slow"}""");
         var call = client.ExecuteAsync("com.test.fetch-patient", "request", request);
-        await Task.Delay(300);
+        var started = Stopwatch.StartNew();
+        while (Volatile.Read(ref _server.SlowRequestsStarted) == 0 && started.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(10);
         var clock = Stopwatch.StartNew();
         var report = await client.UnloadAsync("com.test.fetch-patient");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4), $"unload took {clock.Elapsed}");
