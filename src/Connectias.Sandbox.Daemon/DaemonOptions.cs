@@ -33,6 +33,12 @@ public sealed class DaemonOptions
     /// <summary>"auto" (bubblewrap when installed), "bubblewrap" (required), or "none".</summary>
     public string Sandbox { get; set; } = "auto";
 
+    /// <summary>
+    /// A self-contained worker executable to start instead of <c>dotnet connectias-sandbox-worker.dll</c> from the
+    /// daemon's directory, e.g. a NativeAOT publish (docs/performance.md: faster start, half the memory).
+    /// </summary>
+    public string? WorkerExecutable { get; set; }
+
     public int WorkerStartTimeoutMs { get; set; } = 15_000;
     public int UnloadTimeoutMs { get; set; } = 5_000;
 

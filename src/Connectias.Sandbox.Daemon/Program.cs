@@ -77,6 +77,12 @@ if (options.Tcp is { Length: > 0 } tcpSetting && (!System.Net.IPEndPoint.TryPars
     return 2;
 }
 
+if (options.WorkerExecutable is { Length: > 0 } workerExecutable && !File.Exists(workerExecutable))
+{
+    Console.Error.WriteLine($"connectias-sandboxd: Sandbox:WorkerExecutable '{workerExecutable}' does not exist");
+    return 1;
+}
+
 AdminPolicy policy;
 try
 {

@@ -20,11 +20,13 @@ internal sealed class WorkerLauncher : IDisposable
     private readonly Thread _spawner;
     private readonly string _workerDll;
     private readonly string _dotnet;
+    private readonly string? _workerExecutable;
 
     public WorkerLauncher(DaemonOptions options, ILogger<WorkerLauncher> logger)
     {
         _workerDll = Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker.dll");
         _dotnet = FindDotnet();
+        _workerExecutable = options.WorkerExecutable is { Length: > 0 } executable ? Path.GetFullPath(executable) : null;
         UseBubblewrap = options.Sandbox switch
         {
             "none" => false,
@@ -34,10 +36,12 @@ internal sealed class WorkerLauncher : IDisposable
         StateDir = Path.GetFullPath(options.StateDir);
         _spawner = new Thread(SpawnLoop) { IsBackground = true, Name = "worker-spawner" };
         _spawner.Start();
-        logger.LogInformation("worker sandbox: {Sandbox}", Description);
+        logger.LogInformation("worker sandbox: {Sandbox}; worker: {Worker}", Description, _workerExecutable ?? $"{_dotnet} {_workerDll}");
     }
 
     public bool UseBubblewrap { get; }
+
+    private string WorkerDirectory => Path.GetDirectoryName(_workerExecutable ?? _workerDll)!;
 
     /// <summary>The directory of the dotnet host, links resolved (e.g. /usr/share/dotnet).</summary>
     private string DotnetRoot => Path.GetDirectoryName(new FileInfo(_dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(_dotnet))!;
@@ -89,12 +93,16 @@ internal sealed class WorkerLauncher : IDisposable
         }
     }
 
+    /// <summary>The worker's command line: a self-contained executable, or the dotnet host and the worker's DLL.</summary>
+    private IEnumerable<string> WorkerCommand() => _workerExecutable is not null ? [_workerExecutable] : [_dotnet, _workerDll];
+
     private ProcessStartInfo PlainStart(string socket)
     {
         // setsid(1) execs the worker as the leader of a new process group, so one kill(-pid) ends it and anything it starts.
-        var start = new ProcessStartInfo(File.Exists("/usr/bin/setsid") ? "/usr/bin/setsid" : _dotnet);
-        if (start.FileName != _dotnet) start.ArgumentList.Add(_dotnet);
-        start.ArgumentList.Add(_workerDll);
+        var command = WorkerCommand().ToList();
+        var setsid = File.Exists("/usr/bin/setsid");
+        var start = new ProcessStartInfo(setsid ? "/usr/bin/setsid" : command[0]);
+        foreach (var part in setsid ? command : command.Skip(1)) start.ArgumentList.Add(part);
         start.ArgumentList.Add("--socket");
         start.ArgumentList.Add(socket);
         start.ArgumentList.Add("--parent-pid");
@@ -116,6 +124,7 @@ internal sealed class WorkerLauncher : IDisposable
             // The worker's own binaries and the .NET runtime may live under /tmp (a checkout there, say): show them again.
             "--ro-bind", AppContext.BaseDirectory, AppContext.BaseDirectory,
             "--ro-bind", DotnetRoot, DotnetRoot,
+            "--ro-bind", WorkerDirectory, WorkerDirectory,
             "--bind", runDirectory, runDirectory,
             "--clearenv",
         ];
@@ -134,7 +143,7 @@ internal sealed class WorkerLauncher : IDisposable
             start.ArgumentList.Add(value);
         }
 
-        foreach (var argument in new[] { "--", _dotnet, _workerDll, "--socket", socket }) start.ArgumentList.Add(argument);
+        foreach (var argument in new[] { "--" }.Concat(WorkerCommand()).Concat(["--socket", socket])) start.ArgumentList.Add(argument);
         start.Environment.Clear();
         start.Environment["PATH"] = "/usr/bin:/bin";
         return start;

@@ -70,3 +70,36 @@ public class CommandLineTests
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
     }
 }
+
+/// <summary>Sandbox:WorkerExecutable: a worker started as its own executable rather than through the dotnet host.</summary>
+public class WorkerExecutableTests
+{
+    [Fact]
+    public async Task A_configured_worker_executable_serves_plugins()
+    {
+        // The apphost beside the worker's DLL stands in for a NativeAOT publish: both are started directly.
+        var executable = Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker");
+        using var daemon = DaemonProcess.Start("{}", ("WorkerExecutable", executable));
+        Assert.Contains($"worker: {executable}", daemon.Log);
+        using var client = daemon.Client();
+        var info = await client.LoadAsync(daemon.Package("hello", "com.test.native", ",\"permissions\":[\"storage\",\"system_info\"]"));
+        Assert.Contains(LifecycleTests.Descendants(info.Pid), pid => File.ReadAllText($"/proc/{pid}/cmdline").StartsWith(executable + "\0", StringComparison.Ordinal));
+        Assert.Equal("Hello, native!", (await client.ExecuteAsync("com.test.native", "greet", "native"u8.ToArray())).Output.ToStringUtf8());
+        await ApiErrorTests.Refused(() => client.ExecuteAsync("com.test.native", "fail"), Grpc.Core.StatusCode.Unknown, "PLUGIN_ERROR");
+        Assert.Empty((await client.UnloadAsync("com.test.native")).Issues);
+    }
+
+    [Fact]
+    public void A_missing_worker_executable_stops_the_daemon()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "connectias-sandboxd.dll"), "--state-dir", Path.Combine(Path.GetTempPath(), "never-created-either") })
+            start.ArgumentList.Add(arg);
+        start.Environment["Sandbox__WorkerExecutable"] = "/nonexistent/worker";
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEnd();
+        Assert.True(process.WaitForExit(30_000));
+        Assert.Equal(1, process.ExitCode);
+        Assert.Contains("WorkerExecutable '/nonexistent/worker' does not exist", error);
+    }
+}
