@@ -49,12 +49,12 @@ public sealed class PackageReader(PackageLimits? limits = null)
     {
         if (!package.CanSeek) throw new ArgumentException("the package stream must be seekable", nameof(package));
         if (package.Length > Limits.MaxPackageBytes)
-            throw Corrupt($"package is {package.Length} bytes; the limit is {Limits.MaxPackageBytes} bytes compressed", "limit", Limits.MaxPackageBytes, package.Length);
+            throw Corrupt($"package is {package.Length} bytes; the limit is {Limits.MaxPackageBytes} bytes compressed", (Limits.MaxPackageBytes, package.Length));
 
         var declaredEntries = ZipEndRecord.ReadEntryCount(package)
                               ?? throw Corrupt("is not a zip archive (no end-of-central-directory record)");
         if (declaredEntries > Limits.MaxEntries)
-            throw Corrupt($"package has {declaredEntries} entries; at most {Limits.MaxEntries} are allowed", "limit", Limits.MaxEntries, declaredEntries);
+            throw Corrupt($"package has {declaredEntries} entries; at most {Limits.MaxEntries} are allowed", (Limits.MaxEntries, declaredEntries));
 
         package.Position = 0;
         ZipArchive archive;
@@ -109,18 +109,18 @@ public sealed class PackageReader(PackageLimits? limits = null)
 
             total += entry.Length;
             if (total > Limits.MaxTotalUncompressedBytes)
-                throw Corrupt($"package inflates to more than {Limits.MaxTotalUncompressedBytes} bytes (reached at entry '{Printable(name)}')", "limit", Limits.MaxTotalUncompressedBytes, total);
+                throw Corrupt($"package inflates to more than {Limits.MaxTotalUncompressedBytes} bytes (reached at entry '{Printable(name)}')", (Limits.MaxTotalUncompressedBytes, total));
 
             if (entry.Length > Limits.CompressionRatioFloorBytes &&
                 entry.Length > Limits.MaxCompressionRatio * Math.Max(entry.CompressedLength, 1))
             {
                 var ratio = entry.Length / Math.Max(entry.CompressedLength, 1);
                 throw Corrupt($"entry '{Printable(name)}' has a compression ratio of {ratio}:1 ({entry.CompressedLength} -> {entry.Length} bytes); " +
-                              $"above {Limits.CompressionRatioFloorBytes} bytes at most {Limits.MaxCompressionRatio}:1 is allowed", "limit", Limits.MaxCompressionRatio, ratio);
+                              $"above {Limits.CompressionRatioFloorBytes} bytes at most {Limits.MaxCompressionRatio}:1 is allowed", (Limits.MaxCompressionRatio, ratio));
             }
 
             if (name == PluginManifest.FileName && entry.Length > Limits.MaxManifestBytes)
-                throw Corrupt($"{PluginManifest.FileName} is {entry.Length} bytes; at most {Limits.MaxManifestBytes} are allowed", "limit", Limits.MaxManifestBytes, entry.Length);
+                throw Corrupt($"{PluginManifest.FileName} is {entry.Length} bytes; at most {Limits.MaxManifestBytes} are allowed", (Limits.MaxManifestBytes, entry.Length));
             if (PackagePaths.IsSignatureFile(name) && entry.Length > MaxSignatureFileBytes)
                 throw new SandboxException(ErrorReason.InvalidSignature, $"signature file '{name}' is {entry.Length} bytes; a signature is at most {MaxSignatureFileBytes}");
 
@@ -209,10 +209,11 @@ public sealed class PackageReader(PackageLimits? limits = null)
     private static string Printable(string name) =>
         new(name.Select(c => char.IsControl(c) ? '?' : c).Take(200).ToArray());
 
-    private static SandboxException Corrupt(string problem, string? limitKey = null, long limit = 0, long used = 0)
+    /// <summary>A hygiene refusal; <paramref name="figures"/> become the ErrorInfo <c>limit</c> and <c>used</c>.</summary>
+    private static SandboxException Corrupt(string problem, (long Limit, long Used)? figures = null)
     {
         var metadata = new Dictionary<string, string>();
-        if (limitKey is not null)
+        if (figures is var (limit, used))
         {
             metadata["limit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
             metadata["used"] = used.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -53,9 +53,6 @@ public sealed class PluginPackage
 
     public long UncompressedBytes => Entries.Sum(entry => (long)entry.Content.Length);
 
-    /// <summary>The entries the signature covers, in signing order.</summary>
-    public IEnumerable<PackageEntry> SignedEntries => SignedContent.Order(Entries);
-
     /// <summary>SHA-256 of the signed bytes, computed without materialising them.</summary>
     public byte[] ComputeSignedDigest() => SignedContent.Digest(Entries);
 

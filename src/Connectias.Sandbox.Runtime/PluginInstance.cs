@@ -277,9 +277,15 @@ public sealed class PluginInstance : IDisposable
     /// <summary>Throws <c>MEMORY_LIMIT_EXCEEDED</c> once the linear memory has grown past the limit.</summary>
     internal void CheckMemory()
     {
+        if (MemoryFault() is { } fault) throw fault;
+    }
+
+    /// <summary>The <c>MEMORY_LIMIT_EXCEEDED</c> fault when the linear memory is past the limit, else null.</summary>
+    private SandboxException? MemoryFault()
+    {
         var length = _memory?.GetLength() ?? 0;
-        if (length <= Limits.MemoryBytes) return;
-        throw new SandboxException(ErrorReason.MemoryLimitExceeded,
+        if (length <= Limits.MemoryBytes) return null;
+        return new SandboxException(ErrorReason.MemoryLimitExceeded,
             $"plugin {PluginId} grew its memory to {length} bytes; the limit is {Limits.MemoryBytes} bytes",
             ErrorMetadata.For(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", length.ToString(CultureInfo.InvariantCulture))));
     }
@@ -317,19 +323,6 @@ public sealed class PluginInstance : IDisposable
         for (; exception is not null; exception = exception.InnerException)
             if (exception is SandboxException sandbox) return sandbox;
         return null;
-    }
-
-    private SandboxException? MemoryFault()
-    {
-        try
-        {
-            CheckMemory();
-            return null;
-        }
-        catch (SandboxException fault)
-        {
-            return fault;
-        }
     }
 
     private SandboxException Translate(Exception exception) => exception switch
