@@ -65,7 +65,7 @@ internal sealed class PluginHostService(PluginSupervisor supervisor, EventHub ev
         info.GrantedPermissions.AddRange(manifest.Permissions.Select(p => p.WireName()));
         info.Dependencies.AddRange(manifest.Dependencies);
         if (manifest.Commands is { } commands) info.Commands.AddRange(commands.Select(c => new CommandInfo { Name = c.Name, Description = c.Description ?? "" }));
-        info.AllowedHosts.AddRange(manifest.AllowedHosts.Where(h => plugin.Grant.AllowedHosts.Any(g => g.Text == h.Text || (g.IsWildcard && h.Host.EndsWith("." + g.Host, StringComparison.Ordinal))))
+        info.AllowedHosts.AddRange(manifest.AllowedHosts.Where(h => plugin.Grant.AllowedHosts.Any(g => g.Text == h.Text || (g.IsWildcard && g.Port == h.Port && h.Host.EndsWith("." + g.Host, StringComparison.Ordinal))))
             .Select(h => h.Text));
         info.Usage = new PluginUsage
         {
