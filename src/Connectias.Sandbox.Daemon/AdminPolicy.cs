@@ -9,25 +9,12 @@ public enum RestartPolicy
     OnFailure,
 }
 
-/// <summary>The caps of SPEC §5: a manifest may ask for less, never more.</summary>
-public sealed record PolicyLimits
-{
-    public long MemoryBytes { get; init; } = LimitDefaults.MemoryBytes;
-    public long FuelPerCall { get; init; } = LimitDefaults.FuelPerCall;
-    public long TimeoutMs { get; init; } = LimitDefaults.TimeoutMs;
-    public long StorageBytes { get; init; } = LimitDefaults.StorageBytes;
-    public long OutputBytes { get; init; } = LimitDefaults.OutputBytes;
-    public int RequestsPerMinute { get; init; } = LimitDefaults.RequestsPerMinute;
-    public long MaxBodyBytes { get; init; } = LimitDefaults.MaxBodyBytes;
-    public long NetworkTimeoutMs { get; init; } = LimitDefaults.NetworkTimeoutMs;
-}
-
 /// <summary>What the administrator grants one plugin.</summary>
 public sealed record PolicyGrant(
     IReadOnlySet<Permission> Permissions,
     IReadOnlyList<HostPattern> AllowedHosts,
     IReadOnlyList<HostPattern> AllowPrivateHosts,
-    PolicyLimits Limits,
+    ResourceLimits Limits,
     RestartPolicy Restart);
 
 /// <summary>
@@ -39,7 +26,7 @@ public sealed record PolicyGrant(
 public sealed class AdminPolicy
 {
     public static readonly AdminPolicy BuiltIn = new(
-        new PolicyGrant(new HashSet<Permission> { Permission.Storage, Permission.SystemInfo }, [], [], new PolicyLimits(), RestartPolicy.Never),
+        new PolicyGrant(new HashSet<Permission> { Permission.Storage, Permission.SystemInfo }, [], [], ResourceLimits.Defaults, RestartPolicy.Never),
         new Dictionary<string, PolicyGrant>(), "built-in");
 
     private AdminPolicy(PolicyGrant defaults, Dictionary<string, PolicyGrant> plugins, string source)
@@ -102,17 +89,8 @@ public sealed class AdminPolicy
         if (element.TryGetProperty("limits", out var l))
         {
             if (l.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"policy {path}: '{where}.limits' must be an object");
-            limits = new PolicyLimits
-            {
-                MemoryBytes = Number(l, "memory_bytes", limits.MemoryBytes, where, path),
-                FuelPerCall = Number(l, "fuel_per_call", limits.FuelPerCall, where, path),
-                TimeoutMs = Number(l, "timeout_ms", limits.TimeoutMs, where, path),
-                StorageBytes = Number(l, "storage_bytes", limits.StorageBytes, where, path),
-                OutputBytes = Number(l, "output_bytes", limits.OutputBytes, where, path),
-                RequestsPerMinute = (int)Number(l, "requests_per_minute", limits.RequestsPerMinute, where, path),
-                MaxBodyBytes = Number(l, "max_body_bytes", limits.MaxBodyBytes, where, path),
-                NetworkTimeoutMs = Number(l, "network_timeout_ms", limits.NetworkTimeoutMs, where, path),
-            };
+            foreach (var field in ResourceLimits.Fields)
+                limits = field.With(limits, Number(l, field.Name, field.Get(limits), where, path));
         }
 
         var restart = inherited.Restart;

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Connectias.Sandbox.Packaging;
-using Connectias.Sandbox.Runtime;
 
 namespace Connectias.Sandbox.Daemon;
 

@@ -264,7 +264,7 @@ internal sealed partial class PluginSupervisor(
 
     private void OnNetworkRefusal(ManagedPlugin plugin, NetworkRefusal refusal)
     {
-        var reason = refusal.Code == Runtime.AbiCodes.Denied ? ErrorReason.SecurityViolation : ErrorReason.ResourceExhausted;
+        var reason = refusal.Code == AbiCodes.Denied ? ErrorReason.SecurityViolation : ErrorReason.ResourceExhausted;
         logger.LogWarning("network request of {PluginId} refused ({Rule}, host {Host}): {Message}", plugin.Id, refusal.Rule, refusal.Host, refusal.Message);
         events.Publish(plugin.Id, e => e.Violation = Violation(new SandboxException(reason, refusal.Message,
             ErrorMetadata.For(plugin.Id, ("rule", refusal.Rule), ("host", refusal.Host), ("code", refusal.Code.ToString(CultureInfo.InvariantCulture))))));
@@ -739,23 +739,11 @@ internal sealed partial class PluginSupervisor(
 
     private static EffectiveLimits EffectiveLimitsFor(PluginManifest manifest, PolicyGrant grant)
     {
-        var requested = manifest.ResourceLimits;
-        var caps = grant.Limits;
-        return new EffectiveLimits
-        {
-            MemoryBytes = (ulong)Math.Min(requested.MemoryBytes, caps.MemoryBytes),
-            FuelPerCall = (ulong)Math.Min(requested.FuelPerCall, caps.FuelPerCall),
-            TimeoutMs = (ulong)Math.Min(requested.TimeoutMs, caps.TimeoutMs),
-            StorageBytes = (ulong)Math.Min(requested.StorageBytes, caps.StorageBytes),
-            OutputBytes = (ulong)caps.OutputBytes,
-            RequestsPerMinute = (uint)caps.RequestsPerMinute,
-            MaxBodyBytes = (ulong)caps.MaxBodyBytes,
-            NetworkTimeoutMs = (ulong)caps.NetworkTimeoutMs,
-        };
+        return ResourceLimits.Effective(manifest.ResourceLimits, grant.Limits).ToProto();
     }
 
-    private static byte[] ContextJson(ManagedPlugin plugin) => Runtime.PluginContext.Build(plugin.Id, plugin.Manifest.Version.ToString(),
-        plugin.Manifest.Permissions, new Runtime.PluginLimits
+    private static byte[] ContextJson(ManagedPlugin plugin) => PluginContextJson.Build(plugin.Id, plugin.Manifest.Version.ToString(),
+        plugin.Manifest.Permissions, ResourceLimits.Defaults with
         {
             MemoryBytes = (long)plugin.Limits.MemoryBytes,
             FuelPerCall = (long)plugin.Limits.FuelPerCall,

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Connectias.Sandbox.Worker;
+using Connectias.Sandbox.WorkerProtocol;
 
 namespace Connectias.Sandbox.Daemon;
 
@@ -69,7 +69,7 @@ internal sealed class WorkerLauncher : IDisposable
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
             deadline.CancelAfter(timeout);
             var line = await process.StandardOutput.ReadLineAsync(deadline.Token);
-            var expected = WorkerProtocol.HandshakeLine(socket, 0);
+            var expected = WorkerHandshake.Format(socket, 0);
             var prefix = expected[..expected.LastIndexOf('|')];
             if (line is null || !line.StartsWith(prefix + "|", StringComparison.Ordinal))
             {
@@ -151,7 +151,7 @@ internal sealed class WorkerLauncher : IDisposable
 
     private static IEnumerable<(string, string)> WorkerEnvironment()
     {
-        yield return (WorkerProtocol.CookieVariable, WorkerProtocol.CookieValue);
+        yield return (WorkerHandshake.CookieVariable, WorkerHandshake.CookieValue);
         yield return ("PATH", "/usr/bin:/bin");
         yield return ("HOME", "/tmp");
         yield return ("DOTNET_CLI_TELEMETRY_OPTOUT", "1");

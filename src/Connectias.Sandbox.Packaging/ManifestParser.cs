@@ -146,18 +146,15 @@ public static partial class ManifestParser
         return hosts;
     }
 
-    private static RequestedLimits ParseLimits(JsonElement root)
+    private static ResourceLimits ParseLimits(JsonElement root)
     {
         if (!root.TryGetProperty("resource_limits", out var limits) || limits.ValueKind == JsonValueKind.Null)
-            return new RequestedLimits();
+            return ResourceLimits.Defaults;
         if (limits.ValueKind != JsonValueKind.Object) throw Corrupt("field 'resource_limits' must be an object");
-        return new RequestedLimits
-        {
-            MemoryBytes = OptionalInteger(limits, "memory_bytes", LimitDefaults.MemoryBytes, 1, long.MaxValue, "resource_limits."),
-            FuelPerCall = OptionalInteger(limits, "fuel_per_call", LimitDefaults.FuelPerCall, 1, long.MaxValue, "resource_limits."),
-            TimeoutMs = OptionalInteger(limits, "timeout_ms", LimitDefaults.TimeoutMs, 1, long.MaxValue, "resource_limits."),
-            StorageBytes = OptionalInteger(limits, "storage_bytes", LimitDefaults.StorageBytes, 0, long.MaxValue, "resource_limits."),
-        };
+        var requested = ResourceLimits.Defaults;
+        foreach (var field in ResourceLimits.Fields.Where(f => f.ManifestMayRequest))
+            requested = field.With(requested, OptionalInteger(limits, field.Name, field.Get(ResourceLimits.Defaults), field.ManifestMinimum, long.MaxValue, "resource_limits."));
+        return requested;
     }
 
     private static IReadOnlyList<PluginCommand>? ParseCommands(JsonElement root)

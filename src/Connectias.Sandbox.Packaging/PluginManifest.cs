@@ -17,7 +17,8 @@ public sealed record PluginManifest
     public string EntryPoint { get; init; } = DefaultEntryPoint;
     public IReadOnlyList<Permission> Permissions { get; init; } = [];
     public IReadOnlyList<HostPattern> AllowedHosts { get; init; } = [];
-    public RequestedLimits ResourceLimits { get; init; } = new();
+    /// <summary>What the manifest asks for in <c>resource_limits</c>; the policy caps each value.</summary>
+    public ResourceLimits ResourceLimits { get; init; } = ResourceLimits.Defaults;
 
     /// <summary>Null when the manifest declares no <c>commands</c>: then every command reaches the plugin.</summary>
     public IReadOnlyList<PluginCommand>? Commands { get; init; }
@@ -26,14 +27,3 @@ public sealed record PluginManifest
 }
 
 public sealed record PluginCommand(string Name, string? Description);
-
-/// <summary>
-/// What a manifest asks for in <c>resource_limits</c>; the administrator's policy caps each value.
-/// </summary>
-public sealed record RequestedLimits
-{
-    public long MemoryBytes { get; init; } = LimitDefaults.MemoryBytes;
-    public long FuelPerCall { get; init; } = LimitDefaults.FuelPerCall;
-    public long TimeoutMs { get; init; } = LimitDefaults.TimeoutMs;
-    public long StorageBytes { get; init; } = LimitDefaults.StorageBytes;
-}

@@ -67,7 +67,7 @@ public sealed class PluginInstance : IDisposable
     }
 
     public string PluginId => _setup.PluginId;
-    public PluginLimits Limits => _setup.Limits;
+    public ResourceLimits Limits => _setup.Limits;
     public long MemoryBytes => _memory?.GetLength() ?? 0;
     public long PeakMemoryBytes { get; private set; }
     public long FuelConsumedTotal { get; private set; }
@@ -137,7 +137,7 @@ public sealed class PluginInstance : IDisposable
             var init = instance.GetFunction<int, int, int>("plugin_init");
             if (init is not null)
             {
-                var context = _setup.ContextJson ?? PluginContext.Build(PluginId, _setup.Version, _setup.Permissions, Limits);
+                var context = _setup.ContextJson ?? PluginContextJson.Build(PluginId, _setup.Version, _setup.Permissions, Limits);
                 var code = init(CopyIn(context), context.Length);
                 CheckMemory();
                 if (code != 0)

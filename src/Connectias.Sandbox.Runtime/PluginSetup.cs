@@ -1,17 +1,5 @@
 namespace Connectias.Sandbox.Runtime;
 
-/// <summary>The limits one plugin runs under, after the manifest's requests were capped by policy.</summary>
-public sealed record PluginLimits
-{
-    public static readonly PluginLimits Default = new();
-
-    public long MemoryBytes { get; init; } = LimitDefaults.MemoryBytes;
-    public long FuelPerCall { get; init; } = LimitDefaults.FuelPerCall;
-    public long TimeoutMs { get; init; } = LimitDefaults.TimeoutMs;
-    public long StorageBytes { get; init; } = LimitDefaults.StorageBytes;
-    public long OutputBytes { get; init; } = LimitDefaults.OutputBytes;
-}
-
 /// <summary>Everything the runtime needs to load one plugin. The module bytes are already verified.</summary>
 public sealed class PluginSetup
 {
@@ -19,9 +7,10 @@ public sealed class PluginSetup
     public string Version { get; init; } = "0.0.0";
     public required ReadOnlyMemory<byte> Module { get; init; }
     public IReadOnlySet<Permission> Permissions { get; init; } = new HashSet<Permission>();
-    public PluginLimits Limits { get; init; } = PluginLimits.Default;
+    /// <summary>The effective limits, after the manifest's requests were capped by policy.</summary>
+    public ResourceLimits Limits { get; init; } = ResourceLimits.Defaults;
 
-    /// <summary>The ctx JSON for plugin_init; built by <see cref="PluginContext.Build"/> when null.</summary>
+    /// <summary>The ctx JSON for plugin_init; built by <see cref="PluginContextJson.Build"/> when null.</summary>
     public byte[]? ContextJson { get; init; }
 
     /// <summary>Where the key-value store lives; required when <see cref="Permission.Storage"/> is granted.</summary>

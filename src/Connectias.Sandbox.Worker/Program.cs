@@ -1,4 +1,5 @@
 using Connectias.Sandbox.Worker;
+using Connectias.Sandbox.WorkerProtocol;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 // Nothing but the handshake may reach stdout: every stray Console.Write goes to stderr instead.
@@ -36,7 +37,7 @@ for (var i = 0; i < args.Length; i++)
     }
 }
 
-if (Environment.GetEnvironmentVariable(WorkerProtocol.CookieVariable) != WorkerProtocol.CookieValue || socketPath is null)
+if (Environment.GetEnvironmentVariable(WorkerHandshake.CookieVariable) != WorkerHandshake.CookieValue || socketPath is null)
 {
     Console.Error.WriteLine("connectias-sandbox-worker: this program hosts a plugin for connectias-sandboxd and is not run by hand; " +
                             "start the daemon instead (the daemon sets CONNECTIAS_SANDBOX_WORKER and passes --socket).");
@@ -44,7 +45,7 @@ if (Environment.GetEnvironmentVariable(WorkerProtocol.CookieVariable) != WorkerP
 }
 
 var expectedParent = parentPid ?? ParentWatch.ParentPid;
-var useDeathSignal = Environment.GetEnvironmentVariable(WorkerProtocol.NoDeathSignalVariable) != "1";
+var useDeathSignal = Environment.GetEnvironmentVariable(WorkerHandshake.NoDeathSignalVariable) != "1";
 if (!ParentWatch.Start(expectedParent, useDeathSignal, () => Environment.Exit(3)))
 {
     log.Worker("error", $"parent process {expectedParent} is gone (or is not this worker's parent); exiting");
@@ -53,10 +54,10 @@ if (!ParentWatch.Start(expectedParent, useDeathSignal, () => Environment.Exit(3)
 
 if (File.Exists(socketPath)) File.Delete(socketPath);
 var builder = WebApplication.CreateSlimBuilder(args);
+// One log shape on stderr: the framework's own warnings go through the same writer as the worker's lines.
 builder.Logging.ClearProviders();
-builder.Logging.AddJsonConsole(options => options.IncludeScopes = false);
+builder.Logging.AddProvider(new WorkerLogProvider(log));
 builder.Logging.AddFilter((category, level) => level >= LogLevel.Warning);
-builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(options => options.LogToStandardErrorThreshold = LogLevel.Trace);
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     kestrel.ListenUnixSocket(socketPath, listen => listen.Protocols = HttpProtocols.Http2);
@@ -75,7 +76,7 @@ var app = builder.Build();
 app.MapGrpcService<WorkerService>();
 await app.StartAsync();
 
-stdout.WriteLine(WorkerProtocol.HandshakeLine(socketPath, Environment.ProcessId));
+stdout.WriteLine(WorkerHandshake.Format(socketPath, Environment.ProcessId));
 log.Worker("info", $"worker listening on {socketPath} (parent {expectedParent}, death signal {(useDeathSignal ? "armed" : "off")})");
 
 await app.WaitForShutdownAsync();

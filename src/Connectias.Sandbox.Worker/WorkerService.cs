@@ -1,5 +1,6 @@
 using Connectias.Sandbox.Runtime;
 using Connectias.Sandbox.Worker.V1;
+using Connectias.Sandbox.WorkerProtocol;
 using Google.Protobuf;
 using Grpc.Core;
 
@@ -18,7 +19,7 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
         try
         {
             if (state.Plugin is not null)
-                return new LoadResponse { Fault = Fault(new SandboxException(ErrorReason.AlreadyLoaded, "this worker already hosts a plugin")) };
+                return new LoadResponse { Fault = WorkerFaults.ToFault(new SandboxException(ErrorReason.AlreadyLoaded, "this worker already hosts a plugin")) };
             state.Log.PluginId = request.PluginId;
             if (request.NetworkBroker) await state.Broker.WaitUntilAttachedAsync(TimeSpan.FromSeconds(5));
             var plugin = PluginInstance.Load(state.Engine, ToSetup(request, state.Log, request.NetworkBroker && state.Broker.IsAttached ? state.Broker : null));
@@ -30,7 +31,7 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
         catch (SandboxException e)
         {
             state.Log.Worker("warning", $"load failed: {e.Reason.WireName()}: {e.Message}");
-            return new LoadResponse { Fault = Fault(e) };
+            return new LoadResponse { Fault = WorkerFaults.ToFault(e) };
         }
         finally
         {
@@ -55,7 +56,7 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
         }
         catch (SandboxException e)
         {
-            return new ExecuteResponse { Fault = Fault(e), MemoryBytes = (ulong)(state.Plugin?.MemoryBytes ?? 0) };
+            return new ExecuteResponse { Fault = WorkerFaults.ToFault(e), MemoryBytes = (ulong)(state.Plugin?.MemoryBytes ?? 0) };
         }
         finally
         {
@@ -76,7 +77,7 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
         }
         catch (SandboxException e)
         {
-            return new CleanupResponse { Called = true, Fault = Fault(e) };
+            return new CleanupResponse { Called = true, Fault = WorkerFaults.ToFault(e) };
         }
         finally
         {
@@ -112,27 +113,13 @@ internal sealed class WorkerService(WorkerState state) : PluginWorker.PluginWork
         Permissions = request.GrantedPermissions.Select(name => Permissions.TryParse(name, out var p)
             ? p
             : throw new SandboxException(ErrorReason.CorruptedData, $"unknown permission '{name}'")).ToHashSet(),
-        Limits = new PluginLimits
-        {
-            MemoryBytes = (long)request.Limits.MemoryBytes,
-            FuelPerCall = (long)request.Limits.FuelPerCall,
-            TimeoutMs = (long)request.Limits.TimeoutMs,
-            StorageBytes = (long)request.Limits.StorageBytes,
-            OutputBytes = (long)request.Limits.OutputBytes,
-        },
+        Limits = request.Limits.ToResourceLimits(),
         ContextJson = request.ContextJson.IsEmpty ? null : request.ContextJson.ToByteArray(),
         StorageDirectory = string.IsNullOrEmpty(request.StorageDir) ? null : request.StorageDir,
         DeclaredCommands = request.CommandsDeclared ? request.DeclaredCommands.ToList() : null,
         Log = log,
         NetworkBroker = broker, // null unless the supervisor opened the Broker stream
     };
-
-    private static Fault Fault(SandboxException error)
-    {
-        var fault = new Fault { Reason = error.Reason.WireName(), Message = error.Message, Fatal = error.Reason.TerminatesPlugin() };
-        foreach (var (key, value) in error.Metadata) fault.Metadata[key] = value;
-        return fault;
-    }
 }
 
 /// <summary>The process-wide state of a worker: its engine, its one plugin, and the call gate.</summary>

@@ -9,7 +9,7 @@ namespace Connectias.Sandbox.Runtime.Tests;
 [Collection("engine")]
 public class HostilePluginTests(EngineFixture fixture) : RuntimeTestBase(fixture)
 {
-    private static readonly PluginLimits AmpleFuel = PluginLimits.Default with { FuelPerCall = 1_000_000_000_000, TimeoutMs = 300 };
+    private static readonly ResourceLimits AmpleFuel = ResourceLimits.Defaults with { FuelPerCall = 1_000_000_000_000, TimeoutMs = 300 };
 
     private static void AssertTerminates(PluginInstance plugin, SandboxException error)
     {
@@ -83,7 +83,7 @@ public class HostilePluginTests(EngineFixture fixture) : RuntimeTestBase(fixture
     public void Growing_memory_past_the_limit_is_MEMORY_LIMIT_EXCEEDED(string plugin)
     {
         const long limit = 16 * 1024 * 1024;
-        var instance = Load(plugin, PluginLimits.Default with { MemoryBytes = limit, FuelPerCall = 10_000_000_000 });
+        var instance = Load(plugin, ResourceLimits.Defaults with { MemoryBytes = limit, FuelPerCall = 10_000_000_000 });
         var error = CallFails(instance);
         Assert.Equal(ErrorReason.MemoryLimitExceeded, error.Reason);
         Assert.Equal(limit.ToString(), error.Metadata["limit"]);
@@ -104,12 +104,12 @@ public class HostilePluginTests(EngineFixture fixture) : RuntimeTestBase(fixture
 
     [Fact]
     public void The_same_module_loads_under_a_larger_limit() =>
-        Load("huge_memory", PluginLimits.Default with { MemoryBytes = 200L * 1024 * 1024 }).Execute("run", []);
+        Load("huge_memory", ResourceLimits.Defaults with { MemoryBytes = 200L * 1024 * 1024 }).Execute("run", []);
 
     [Fact]
     public void Deep_recursion_traps_with_a_stack_overflow()
     {
-        var plugin = Load("deep_recursion", PluginLimits.Default with { FuelPerCall = 1_000_000_000 });
+        var plugin = Load("deep_recursion", ResourceLimits.Defaults with { FuelPerCall = 1_000_000_000 });
         var error = CallFails(plugin);
         Assert.Equal(ErrorReason.PluginTrapped, error.Reason);
         Assert.Equal("stack overflow", error.Metadata["trap"]);

@@ -52,7 +52,7 @@ public abstract class RuntimeTestBase(EngineFixture fixture) : IDisposable
 
     protected WasmEngine Engine => fixture.Engine;
 
-    protected PluginInstance Load(string plugin, PluginLimits? limits = null, IReadOnlySet<Permission>? permissions = null,
+    protected PluginInstance Load(string plugin, ResourceLimits? limits = null, IReadOnlySet<Permission>? permissions = null,
         IReadOnlyList<string>? commands = null, IPluginLog? log = null, INetworkBroker? broker = null, string? storageDirectory = null)
     {
         var instance = PluginInstance.Load(Engine, Setup(plugin, limits, permissions, commands, log, broker, storageDirectory));
@@ -60,13 +60,13 @@ public abstract class RuntimeTestBase(EngineFixture fixture) : IDisposable
         return instance;
     }
 
-    protected PluginSetup Setup(string plugin, PluginLimits? limits = null, IReadOnlySet<Permission>? permissions = null,
+    protected PluginSetup Setup(string plugin, ResourceLimits? limits = null, IReadOnlySet<Permission>? permissions = null,
         IReadOnlyList<string>? commands = null, IPluginLog? log = null, INetworkBroker? broker = null, string? storageDirectory = null) => new()
     {
         PluginId = "com.example." + plugin.Replace('_', '-'),
         Version = "1.0.0",
         Module = TestPlugins.Bytes(plugin),
-        Limits = limits ?? PluginLimits.Default,
+        Limits = limits ?? ResourceLimits.Defaults,
         Permissions = permissions ?? new HashSet<Permission>(),
         DeclaredCommands = commands,
         Log = log ?? NullPluginLog.Instance,
@@ -74,7 +74,7 @@ public abstract class RuntimeTestBase(EngineFixture fixture) : IDisposable
         StorageDirectory = storageDirectory ?? StorageDirectory,
     };
 
-    protected SandboxException LoadFails(string plugin, PluginLimits? limits = null, IReadOnlySet<Permission>? permissions = null, INetworkBroker? broker = null) =>
+    protected SandboxException LoadFails(string plugin, ResourceLimits? limits = null, IReadOnlySet<Permission>? permissions = null, INetworkBroker? broker = null) =>
         Assert.Throws<SandboxException>(() => Load(plugin, limits, permissions, broker: broker));
 
     protected static SandboxException CallFails(PluginInstance plugin, string command = "run", TimeSpan? deadline = null) =>

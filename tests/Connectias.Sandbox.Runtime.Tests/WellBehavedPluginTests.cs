@@ -35,7 +35,7 @@ public class WellBehavedPluginTests(EngineFixture fixture) : RuntimeTestBase(fix
     {
         var hello = Load("hello", permissions: All);
         var result = hello.Execute("greet", "x"u8);
-        Assert.InRange(result.FuelConsumed, 1, PluginLimits.Default.FuelPerCall);
+        Assert.InRange(result.FuelConsumed, 1, ResourceLimits.Defaults.FuelPerCall);
         Assert.True(result.DurationMicroseconds > 0);
         Assert.Equal(hello.MemoryBytes, result.MemoryBytes);
         Assert.True(result.MemoryBytes >= 64 * 1024);
@@ -63,7 +63,7 @@ public class WellBehavedPluginTests(EngineFixture fixture) : RuntimeTestBase(fix
     [Fact]
     public void Storage_quota_is_enforced_with_too_large()
     {
-        var hello = Load("hello", limits: PluginLimits.Default with { StorageBytes = 100 }, permissions: All);
+        var hello = Load("hello", limits: ResourceLimits.Defaults with { StorageBytes = 100 }, permissions: All);
         Assert.Equal("stored", Text(hello.Execute("store", Encoding.UTF8.GetBytes("k=" + new string('a', 90)))));
         var error = Assert.Throws<SandboxException>(() => hello.Execute("store", Encoding.UTF8.GetBytes("k2=" + new string('b', 20))));
         Assert.Contains("storage_set failed with -5", error.Message);
@@ -102,7 +102,7 @@ public class WellBehavedPluginTests(EngineFixture fixture) : RuntimeTestBase(fix
         Assert.Equal("com.example.hello", context.GetProperty("plugin_id").GetString());
         Assert.Equal("1.0.0", context.GetProperty("version").GetString());
         Assert.Equal(["storage", "system_info"], context.GetProperty("permissions").EnumerateArray().Select(p => p.GetString()).Order());
-        Assert.Equal(PluginLimits.Default.MemoryBytes, context.GetProperty("limits").GetProperty("memory_bytes").GetInt64());
+        Assert.Equal(ResourceLimits.Defaults.MemoryBytes, context.GetProperty("limits").GetProperty("memory_bytes").GetInt64());
         Assert.Equal(JsonValueKind.Object, context.GetProperty("config").ValueKind);
     }
 

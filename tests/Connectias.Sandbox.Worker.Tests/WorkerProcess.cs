@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Connectias.Sandbox.Contracts;
 using Connectias.Sandbox.Worker.V1;
+using Connectias.Sandbox.WorkerProtocol;
 using Grpc.Net.Client;
 
 namespace Connectias.Sandbox.Worker.Tests;
@@ -78,7 +79,7 @@ internal sealed class WorkerProcess : IDisposable
         start.ArgumentList.Add(socketPath);
         start.ArgumentList.Add("--parent-pid");
         start.ArgumentList.Add(Environment.ProcessId.ToString());
-        if (withCookie) start.Environment[WorkerProtocol.CookieVariable] = WorkerProtocol.CookieValue;
+        if (withCookie) start.Environment[WorkerHandshake.CookieVariable] = WorkerHandshake.CookieValue;
         return start;
     }
 

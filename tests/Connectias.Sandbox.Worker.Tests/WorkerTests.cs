@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Connectias.Sandbox.Runtime;
 using Connectias.Sandbox.Worker.V1;
+using Connectias.Sandbox.WorkerProtocol;
 using Google.Protobuf;
 
 namespace Connectias.Sandbox.Worker.Tests;
@@ -154,8 +155,8 @@ public class WorkerTests
         shell.ArgumentList.Add("-c");
         // No --parent-pid: the worker watches whoever started it, here the shell.
         shell.ArgumentList.Add($"dotnet '{Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker.dll")}' --socket '{socket}' & wait");
-        shell.Environment[WorkerProtocol.CookieVariable] = WorkerProtocol.CookieValue;
-        if (!deathSignal) shell.Environment[WorkerProtocol.NoDeathSignalVariable] = "1";
+        shell.Environment[WorkerHandshake.CookieVariable] = WorkerHandshake.CookieValue;
+        if (!deathSignal) shell.Environment[WorkerHandshake.NoDeathSignalVariable] = "1";
         using var parent = Process.Start(shell)!;
         var handshake = parent.StandardOutput.ReadLine()!;
         var workerPid = int.Parse(handshake.Split('|')[4]);

@@ -1,11 +1,14 @@
 using System.Text.Json;
 
-namespace Connectias.Sandbox.Runtime;
+namespace Connectias.Sandbox;
 
-/// <summary>Builds the ctx JSON handed to <c>plugin_init</c> (SPEC §2), without reflection.</summary>
-public static class PluginContext
+/// <summary>
+/// Builds the ctx JSON handed to <c>plugin_init</c> (SPEC §2), without reflection. The one place it is
+/// built: the daemon sends it to the worker, and the runtime builds the same when hosted without a daemon.
+/// </summary>
+public static class PluginContextJson
 {
-    public static byte[] Build(string pluginId, string version, IEnumerable<Permission> permissions, PluginLimits limits,
+    public static byte[] Build(string pluginId, string version, IEnumerable<Permission> permissions, ResourceLimits limits,
         Action<Utf8JsonWriter>? writeConfig = null)
     {
         using var buffer = new MemoryStream();
@@ -18,11 +21,7 @@ public static class PluginContext
             foreach (var permission in permissions) json.WriteStringValue(permission.WireName());
             json.WriteEndArray();
             json.WriteStartObject("limits");
-            json.WriteNumber("memory_bytes", limits.MemoryBytes);
-            json.WriteNumber("fuel_per_call", limits.FuelPerCall);
-            json.WriteNumber("timeout_ms", limits.TimeoutMs);
-            json.WriteNumber("storage_bytes", limits.StorageBytes);
-            json.WriteNumber("output_bytes", limits.OutputBytes);
+            foreach (var field in ResourceLimits.Fields.Where(f => f.InPluginContext)) json.WriteNumber(field.Name, field.Get(limits));
             json.WriteEndObject();
             json.WritePropertyName("config");
             if (writeConfig is null)

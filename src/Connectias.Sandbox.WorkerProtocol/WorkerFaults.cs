@@ -1,0 +1,23 @@
+namespace Connectias.Sandbox.WorkerProtocol;
+
+/// <summary>A SandboxException in the worker becomes a <see cref="Worker.V1.Fault"/> and back in the daemon, here only.</summary>
+public static class WorkerFaults
+{
+    public static Worker.V1.Fault ToFault(SandboxException error)
+    {
+        var fault = new Worker.V1.Fault { Reason = error.Reason.WireName(), Message = error.Message, Fatal = error.Reason.TerminatesPlugin() };
+        foreach (var (key, value) in error.Metadata) fault.Metadata[key] = value;
+        return fault;
+    }
+
+    /// <summary>
+    /// The error a fault stands for, tagged with the plugin the daemon knows the worker by (a worker's own
+    /// word on that is not trusted). An unknown reason from a worker is a crash.
+    /// </summary>
+    public static SandboxException ToError(Worker.V1.Fault fault, string pluginId)
+    {
+        var reason = ErrorReasons.TryParse(fault.Reason, out var parsed) ? parsed : ErrorReason.PluginCrashed;
+        var metadata = new Dictionary<string, string>(fault.Metadata) { ["plugin_id"] = pluginId };
+        return new SandboxException(reason, fault.Message, metadata);
+    }
+}

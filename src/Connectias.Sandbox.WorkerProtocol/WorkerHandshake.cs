@@ -1,0 +1,80 @@
+using System.Globalization;
+
+namespace Connectias.Sandbox.WorkerProtocol;
+
+/// <summary>
+/// The one line a worker prints on stdout once it listens, <c>CONNECTIAS-WORKER|1|unix|SOCKET|PID</c>, and
+/// the environment the supervisor starts it with. Formatted and parsed here only.
+/// </summary>
+public sealed record WorkerHandshake(int Version, string Network, string Address, int Pid)
+{
+    public const string Prefix = "CONNECTIAS-WORKER";
+    public const int CurrentVersion = 1;
+
+    /// <summary>Set by the supervisor; a worker started without it was started by hand and refuses.</summary>
+    public const string CookieVariable = "CONNECTIAS_SANDBOX_WORKER";
+    public const string CookieValue = "plugin-worker-v1";
+
+    /// <summary>Diagnostics only: skip the parent-death signal so the watchdog alone is exercised.</summary>
+    public const string NoDeathSignalVariable = "CONNECTIAS_WORKER_NO_PDEATHSIG";
+
+    /// <summary>Longer than this is not a handshake, whatever it holds.</summary>
+    public const int MaxLineLength = 4096;
+
+    public static string Format(string socketPath, int pid) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Prefix}|{CurrentVersion}|unix|{socketPath}|{pid}");
+
+    /// <summary>
+    /// Parses a handshake line; null with <paramref name="problem"/> saying what is wrong otherwise. The
+    /// socket path may itself contain '|': the pid is the last field and the path what lies between.
+    /// </summary>
+    public static WorkerHandshake? TryParse(string? line, out string problem)
+    {
+        problem = "";
+        if (line is null)
+        {
+            problem = "no handshake line";
+            return null;
+        }
+
+        if (line.Length > MaxLineLength)
+        {
+            problem = $"a line of {line.Length} characters";
+            return null;
+        }
+
+        var parts = line.Split('|');
+        if (parts.Length < 5 || parts[0] != Prefix)
+        {
+            problem = $"not a handshake: '{Printable(line)}'";
+            return null;
+        }
+
+        if (!int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+        {
+            problem = $"version '{Printable(parts[1])}' is not a number";
+            return null;
+        }
+
+        if (!int.TryParse(parts[^1], NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid <= 0)
+        {
+            problem = $"pid '{Printable(parts[^1])}' is not a process id";
+            return null;
+        }
+
+        return new WorkerHandshake(version, parts[2], string.Join('|', parts[3..^1]), pid);
+    }
+
+    /// <summary>Null when this handshake is the one the supervisor waits for on <paramref name="socketPath"/>, else why not.</summary>
+    public string? Mismatch(string socketPath) =>
+        Version != CurrentVersion ? $"protocol version {Version}, expected {CurrentVersion}"
+        : Network != "unix" ? $"network '{Printable(Network)}', expected unix"
+        : Address != socketPath ? $"socket '{Printable(Address)}', expected {socketPath}"
+        : null;
+
+    private static string Printable(string text)
+    {
+        var shown = text.Length > 120 ? text[..120] + "..." : text;
+        return new string(shown.Select(c => char.IsControl(c) ? '?' : c).ToArray());
+    }
+}
