@@ -31,4 +31,12 @@ public static class ErrorMetadata
         foreach (var (key, value) in entries) metadata[key] = value;
         return metadata;
     }
+
+    /// <summary>The same error with <c>plugin_id</c> in its metadata, when it lacks one and the id is known.</summary>
+    public static SandboxException WithPluginId(SandboxException error, string pluginId)
+    {
+        if (error.Metadata.ContainsKey("plugin_id") || pluginId.Length == 0) return error;
+        var metadata = new Dictionary<string, string>(error.Metadata) { ["plugin_id"] = pluginId };
+        return new SandboxException(error.Reason, error.Message, metadata, error.InnerException);
+    }
 }

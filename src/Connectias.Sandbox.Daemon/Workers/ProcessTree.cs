@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Connectias.Sandbox.Daemon;
+namespace Connectias.Sandbox.Daemon.Workers;
 
 /// <summary>Reads and ends a worker's process tree through /proc and kill(2).</summary>
 internal static partial class ProcessTree

@@ -1,13 +1,17 @@
-namespace Connectias.Sandbox.Daemon;
+namespace Connectias.Sandbox.Daemon.Hosting;
 
 /// <summary>
 /// Every daemon setting, bound from the "Sandbox" section of configuration (appsettings.json,
-/// environment variables <c>Sandbox__Name</c>, command line). The defaults here are the embedded
-/// configuration that works with no file at all.
+/// environment variables <c>Sandbox__Name</c>, command line) and checked at start by
+/// <see cref="DaemonOptionsValidator"/>. The defaults here are the embedded configuration that works with
+/// no file at all, and the only place any timeout, budget or daemon limit has its default.
 /// </summary>
 public sealed class DaemonOptions
 {
     public const string Section = "Sandbox";
+
+    /// <summary>The values <see cref="Sandbox"/> accepts.</summary>
+    public static readonly IReadOnlyList<string> SandboxModes = ["auto", "bubblewrap", "none"];
 
     /// <summary>State directory: audit log, storage, trust store, sockets. Default: ~/.local/state/connectias-sandbox.</summary>
     public string StateDir { get; set; } = SandboxPaths.DefaultStateDirectory();
@@ -30,7 +34,7 @@ public sealed class DaemonOptions
     /// <summary>Create a local development signing key on first start and trust it (see the operator's guide).</summary>
     public bool DevelopmentKey { get; set; } = true;
 
-    /// <summary>"auto" (bubblewrap when installed), "bubblewrap" (required), or "none".</summary>
+    /// <summary>"auto" (bubblewrap when it works), "bubblewrap" (required), or "none".</summary>
     public string Sandbox { get; set; } = "auto";
 
     /// <summary>
@@ -39,8 +43,29 @@ public sealed class DaemonOptions
     /// </summary>
     public string? WorkerExecutable { get; set; }
 
+    /// <summary>From starting a worker to its handshake line; later is RESOURCE_EXHAUSTED.</summary>
     public int WorkerStartTimeoutMs { get; set; } = 15_000;
+
+    /// <summary>How long Load may take in the worker beyond the plugin's own timeout (compile, instantiate, plugin_init).</summary>
+    public int WorkerLoadGraceMs { get; set; } = 30_000;
+
+    /// <summary>For the call in flight and for <c>plugin_cleanup</c> at unload.</summary>
     public int UnloadTimeoutMs { get; set; } = 5_000;
+
+    /// <summary>
+    /// The worker enforces a call's deadline itself; the daemon waits this much longer before it declares the
+    /// worker hung and kills it.
+    /// </summary>
+    public int CallGraceMs { get; set; } = 2_000;
+
+    /// <summary>After SIGTERM, how long a worker has to exit before it is killed.</summary>
+    public int WorkerStopGraceMs { get; set; } = 2_000;
+
+    /// <summary>The first restart waits this long; each further one within a minute twice as long.</summary>
+    public int RestartBackoffMs { get; set; } = 250;
+
+    /// <summary>Restarts of one plugin allowed within a minute (SPEC §5: at most 5); then it stays down.</summary>
+    public int RestartsPerMinute { get; set; } = 5;
 
     /// <summary>Calls waiting for one plugin beyond the one running; more is QUEUE_FULL.</summary>
     public int QueueLimit { get; set; } = 64;
@@ -54,6 +79,16 @@ public sealed class DaemonOptions
     /// <summary>The process-level memory cap is the plugin's memory_bytes plus this allowance for the worker itself.</summary>
     public long WorkerRssAllowanceBytes { get; set; } = 384L * 1024 * 1024;
 
+    /// <summary>How long an unloaded plugin stays visible in ListPlugins/GetPlugin before the registry forgets it.</summary>
+    public int UnloadedRetentionSeconds { get; set; } = 600;
+
     public string ResolvedSocket => Socket ?? SandboxPaths.SocketPath(StateDir);
     public string ResolvedTrustDir => TrustDir ?? SandboxPaths.TrustDirectory(StateDir);
+
+    public TimeSpan WorkerStartTimeout => TimeSpan.FromMilliseconds(WorkerStartTimeoutMs);
+    public TimeSpan WorkerLoadGrace => TimeSpan.FromMilliseconds(WorkerLoadGraceMs);
+    public TimeSpan UnloadTimeout => TimeSpan.FromMilliseconds(UnloadTimeoutMs);
+    public TimeSpan CallGrace => TimeSpan.FromMilliseconds(CallGraceMs);
+    public TimeSpan WorkerStopGrace => TimeSpan.FromMilliseconds(WorkerStopGraceMs);
+    public TimeSpan UnloadedRetention => TimeSpan.FromSeconds(UnloadedRetentionSeconds);
 }

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Connectias.Sandbox.Packaging;
 
-namespace Connectias.Sandbox.Daemon;
+namespace Connectias.Sandbox.Daemon.Policy;
 
 public enum RestartPolicy
 {

@@ -1,9 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Connectias.Sandbox.Daemon.Policy;
 using Connectias.Sandbox.Packaging;
 
-namespace Connectias.Sandbox.Daemon;
+namespace Connectias.Sandbox.Daemon.Network;
 
 /// <summary>Why the broker refused a request, for the audit log and the plugin's violation events.</summary>
 internal sealed record NetworkRefusal(int Code, string Rule, string Host, string Message);
@@ -32,13 +33,13 @@ internal sealed class NetworkBroker : IDisposable
     private readonly HttpClient _http;
     private readonly Queue<DateTime> _recent = new();
 
-    public NetworkBroker(string pluginId, IReadOnlyList<HostPattern> manifestHosts, PolicyGrant grant, V1.EffectiveLimits limits, Action<NetworkRefusal> onRefusal)
+    public NetworkBroker(string pluginId, IReadOnlyList<HostPattern> manifestHosts, PolicyGrant grant, ResourceLimits limits, Action<NetworkRefusal> onRefusal)
     {
         _pluginId = pluginId;
         _manifestHosts = manifestHosts;
         _grant = grant;
-        _requestsPerMinute = (int)limits.RequestsPerMinute;
-        _maxBodyBytes = (long)limits.MaxBodyBytes;
+        _requestsPerMinute = (int)Math.Min(limits.RequestsPerMinute, int.MaxValue);
+        _maxBodyBytes = limits.MaxBodyBytes;
         _timeout = TimeSpan.FromMilliseconds(limits.NetworkTimeoutMs);
         _onRefusal = onRefusal;
         _http = new HttpClient(new SocketsHttpHandler
@@ -163,24 +164,20 @@ internal sealed class NetworkBroker : IDisposable
         }
     }
 
-    private bool Allowed(Uri uri)
-    {
-        var defaultPort = uri.Scheme == "https" ? 443 : 80;
-        return _manifestHosts.Any(p => p.Matches(uri.Host, uri.Port, defaultPort)) && _grant.AllowedHosts.Any(p => p.Matches(uri.Host, uri.Port, defaultPort));
-    }
+    private bool Allowed(Uri uri) => AddressRules.HostAllowed(_manifestHosts, _grant.AllowedHosts, uri.Host, uri.Port, AddressRules.DefaultPort(uri.Scheme));
 
     /// <summary>Resolves and checks every address of the host this connection is for, then connects to a checked one.</summary>
     private async ValueTask<Stream> ConnectCheckedAsync(SocketsHttpConnectionContext context, CancellationToken cancellation)
     {
         var host = context.DnsEndPoint.Host;
         var port = context.DnsEndPoint.Port;
-        var defaultPort = context.InitialRequestMessage.RequestUri?.Scheme == "https" ? 443 : 80;
+        var defaultPort = AddressRules.DefaultPort(context.InitialRequestMessage.RequestUri?.Scheme);
         var privateAllowed = _grant.AllowPrivateHosts.Any(p => p.Matches(host, port, defaultPort));
         var addresses = IPAddress.TryParse(host.Trim('[', ']'), out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellation);
         if (addresses.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
         foreach (var address in addresses)
         {
-            if (!privateAllowed && IsNonPublic(address))
+            if (!privateAllowed && AddressRules.IsNonPublic(address))
                 throw new AddressRefusedException(host, $"{host} resolves to {address}, a loopback, private, link-local, multicast, unspecified or metadata address");
         }
 
@@ -195,26 +192,6 @@ internal sealed class NetworkBroker : IDisposable
             socket.Dispose();
             throw;
         }
-    }
-
-    /// <summary>Addresses a plugin may not reach unless the policy allows the host explicitly.</summary>
-    internal static bool IsNonPublic(IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        if (IPAddress.IsLoopback(address)) return true;
-        var b = address.GetAddressBytes();
-        if (address.AddressFamily == AddressFamily.InterNetwork)
-        {
-            return b[0] is 0 or 10 or 127 || b[0] >= 224 ||            // this network, private, loopback, multicast and reserved
-                   (b[0] == 100 && (b[1] & 0xC0) == 64) ||               // carrier-grade NAT
-                   (b[0] == 169 && b[1] == 254) ||                       // link-local, including 169.254.169.254 metadata
-                   (b[0] == 172 && (b[1] & 0xF0) == 16) ||
-                   (b[0] == 192 && b[1] == 168) ||
-                   (b[0] == 192 && b[1] == 0 && b[2] == 0);             // IETF protocol assignments
-        }
-
-        return address.Equals(IPAddress.IPv6Any) || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast ||
-               (b[0] & 0xFE) == 0xFC;                                    // unique local, including fd00:ec2::254 metadata
     }
 
     private async Task<byte[]?> ReadLimitedAsync(HttpResponseMessage response, CancellationToken cancellation)

@@ -2,7 +2,7 @@ using System.Threading.Channels;
 using Connectias.Sandbox.V1;
 using Google.Protobuf.WellKnownTypes;
 
-namespace Connectias.Sandbox.Daemon;
+namespace Connectias.Sandbox.Daemon.Events;
 
 /// <summary>
 /// Fans events out to WatchEvents streams. Each watcher has a bounded buffer; a watcher too slow to

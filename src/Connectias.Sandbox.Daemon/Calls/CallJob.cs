@@ -1,0 +1,13 @@
+namespace Connectias.Sandbox.Daemon.Calls;
+
+/// <summary>One call waiting for, or running in, a plugin.</summary>
+internal sealed class CallJob(string command, byte[] args, DateTime? deadline, CancellationToken cancellation)
+{
+    public string Command { get; } = command;
+    public byte[] Args { get; } = args;
+
+    /// <summary>The caller's deadline (UTC), if it set one.</summary>
+    public DateTime? Deadline { get; } = deadline;
+    public CancellationToken Cancellation { get; } = cancellation;
+    public TaskCompletionSource<V1.ExecuteResponse> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

@@ -1,0 +1,42 @@
+using System.Text.Json;
+using Connectias.Sandbox.Audit;
+using Connectias.Sandbox.V1;
+
+namespace Connectias.Sandbox.Daemon.Events;
+
+/// <summary>Writes an audit record and publishes it to WatchEvents; the one way the daemon audits.</summary>
+internal sealed class AuditTrail(AuditLog log, EventHub events, ILogger<AuditTrail> logger)
+{
+    /// <summary>False when the record could not be written (the failure is logged); the caller decides what that costs.</summary>
+    public bool Record(string auditEvent, string pluginId, Action<Utf8JsonWriter>? details = null)
+    {
+        try
+        {
+            var record = log.Append(auditEvent, pluginId, details);
+            events.Publish(pluginId, e => e.Audit = new AuditEvent { Seq = (ulong)record.Seq, Event = record.Event, DetailsJson = record.DetailsJson, Hash = record.Hash });
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            logger.LogError(e, "AUDIT LOG FAILED for {Event} of {PluginId}", auditEvent, pluginId);
+            return false;
+        }
+    }
+
+    /// <summary>The cause of a termination in a record's details: reason, message, pid and the error's metadata.</summary>
+    public static void WriteCause(Utf8JsonWriter json, SandboxException cause, int pid)
+    {
+        json.WriteString("reason", cause.Reason.WireName());
+        json.WriteString("message", cause.Message);
+        json.WriteNumber("pid", pid);
+        foreach (var (key, value) in cause.Metadata.Where(m => m.Key != "plugin_id")) json.WriteString(key, value);
+    }
+
+    /// <summary>The public API's form of a violation event.</summary>
+    public static Violation Violation(SandboxException cause)
+    {
+        var violation = new Violation { Reason = cause.Reason.WireName(), Message = cause.Message };
+        foreach (var (key, value) in cause.Metadata) violation.Metadata[key] = value;
+        return violation;
+    }
+}

@@ -1,0 +1,45 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace Connectias.Sandbox.Daemon.Hosting;
+
+/// <summary>
+/// Checks every setting before the daemon does anything; a bad value stops it at start with a message
+/// naming the setting (<c>Sandbox:Name</c>), never a surprise later.
+/// </summary>
+public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
+{
+    public ValidateOptionsResult Validate(string? name, DaemonOptions options)
+    {
+        var failures = Problems(options).Select(problem => $"{DaemonOptions.Section}:{problem}").ToList();
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static IEnumerable<string> Problems(DaemonOptions o)
+    {
+        if (string.IsNullOrWhiteSpace(o.StateDir)) yield return "StateDir must name a directory";
+        if (!DaemonOptions.SandboxModes.Contains(o.Sandbox))
+            yield return $"Sandbox '{o.Sandbox}' is not a sandbox mode; use {string.Join(", ", DaemonOptions.SandboxModes)}";
+        if (o.Tcp is { Length: > 0 } tcp && (!IPEndPoint.TryParse(tcp, out var endpoint) || endpoint.Port == 0))
+            yield return $"Tcp '{tcp}' is not IP:PORT, e.g. 127.0.0.1:7700";
+
+        foreach (var (setting, value, minimum) in new (string, long, long)[]
+        {
+            (nameof(o.WorkerStartTimeoutMs), o.WorkerStartTimeoutMs, 1),
+            (nameof(o.WorkerLoadGraceMs), o.WorkerLoadGraceMs, 0),
+            (nameof(o.UnloadTimeoutMs), o.UnloadTimeoutMs, 1),
+            (nameof(o.CallGraceMs), o.CallGraceMs, 0),
+            (nameof(o.WorkerStopGraceMs), o.WorkerStopGraceMs, 0),
+            (nameof(o.RestartBackoffMs), o.RestartBackoffMs, 1),
+            (nameof(o.RestartsPerMinute), o.RestartsPerMinute, 0),
+            (nameof(o.QueueLimit), o.QueueLimit, 1),
+            (nameof(o.MaxPlugins), o.MaxPlugins, 1),
+            (nameof(o.MonitorIntervalMs), o.MonitorIntervalMs, 10),
+            (nameof(o.WorkerRssAllowanceBytes), o.WorkerRssAllowanceBytes, 0),
+            (nameof(o.UnloadedRetentionSeconds), o.UnloadedRetentionSeconds, 0),
+        })
+        {
+            if (value < minimum) yield return $"{setting} is {value}; it must be at least {minimum}";
+        }
+    }
+}

@@ -1,0 +1,188 @@
+using System.Net.Sockets;
+using Connectias.Sandbox;
+using Connectias.Sandbox.Audit;
+using Connectias.Sandbox.Daemon.Api;
+using Connectias.Sandbox.Daemon.Events;
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.Daemon.Lifecycle;
+using Connectias.Sandbox.Daemon.Network;
+using Connectias.Sandbox.Daemon.Plugins;
+using Connectias.Sandbox.Daemon.Policy;
+using Connectias.Sandbox.Daemon.Supervision;
+using Connectias.Sandbox.Daemon.Workers;
+using Connectias.Sandbox.Packaging;
+using Grpc.Health.V1;
+using Grpc.HealthCheck;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+// The composition root: checks the command line and settings, prepares the state directory, wires the rooms
+// together (docs/architecture.md) and runs until SIGTERM/SIGINT.
+if (CommandLine.AsksForHelp(args))
+{
+    Console.WriteLine(CommandLine.Usage);
+    return 0;
+}
+
+var normalized = CommandLine.Normalize(args);
+if (CommandLine.UnknownOption(normalized) is { } unknown)
+{
+    Console.Error.WriteLine($"connectias-sandboxd: unknown option '{unknown}' (see --help)");
+    return 2;
+}
+
+var builder = WebApplication.CreateSlimBuilder(Array.Empty<string>());
+builder.Configuration.AddCommandLine(normalized, CommandLine.Switches.ToDictionary());
+builder.Logging.ClearProviders();
+builder.Logging.AddJsonConsole(log =>
+{
+    log.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+    log.UseUtcTimestamp = true;
+});
+builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+
+var section = builder.Configuration.GetSection(DaemonOptions.Section);
+var options = section.Get<DaemonOptions>() ?? new DaemonOptions();
+options.StateDir = Path.GetFullPath(options.StateDir);
+if (new DaemonOptionsValidator().Validate(null, options) is { Failed: true } invalid)
+{
+    foreach (var failure in invalid.Failures) Console.Error.WriteLine($"connectias-sandboxd: {failure}");
+    return 2;
+}
+
+if (options.WorkerExecutable is { Length: > 0 } workerExecutable && !File.Exists(workerExecutable))
+{
+    Console.Error.WriteLine($"connectias-sandboxd: Sandbox:WorkerExecutable '{workerExecutable}' does not exist");
+    return 1;
+}
+
+AdminPolicy policy;
+try
+{
+    policy = options.Policy is null ? AdminPolicy.BuiltIn : AdminPolicy.Load(options.Policy);
+}
+catch (InvalidDataException e)
+{
+    Console.Error.WriteLine($"connectias-sandboxd: {e.Message}");
+    return 1;
+}
+
+var socket = Path.GetFullPath(options.ResolvedSocket);
+StateDirectory.CreatePrivate(options.StateDir);
+StateDirectory.CreatePrivate(Path.GetDirectoryName(socket)!);
+StateDirectory.CreatePrivate(Path.Combine(options.StateDir, "run"));
+Directory.CreateDirectory(options.ResolvedTrustDir);
+if (File.Exists(socket))
+{
+    if (SocketAnswers(socket))
+    {
+        Console.Error.WriteLine($"connectias-sandboxd: another daemon is already listening on {socket}");
+        return 1;
+    }
+
+    File.Delete(socket); // left behind by a daemon that was killed
+}
+
+var developmentKey = options.DevelopmentKey ? DevelopmentKey.Ensure(options) : null;
+
+// Options: the same validator again at host start, so nothing resolved later sees an unchecked value.
+builder.Services.AddOptions<DaemonOptions>().Bind(section).PostConfigure(o => o.StateDir = options.StateDir).ValidateOnStart();
+builder.Services.AddSingleton<IValidateOptions<DaemonOptions>, DaemonOptionsValidator>();
+builder.Services.AddSingleton(services => services.GetRequiredService<IOptions<DaemonOptions>>().Value);
+builder.Services.AddSingleton(policy);
+builder.Services.AddSingleton(_ => new AuditLog(SandboxPaths.AuditDirectory(options.StateDir)));
+builder.Services.AddSingleton<BackgroundTasks>();
+builder.Services.AddSingleton<EventHub>();
+builder.Services.AddSingleton<AuditTrail>();
+builder.Services.AddSingleton<PluginLifecycle>();
+builder.Services.AddSingleton<PluginRegistry>();
+builder.Services.AddSingleton<WorkerLauncher>();
+builder.Services.AddSingleton<WorkerStopper>();
+builder.Services.AddSingleton<WorkerOutput>();
+builder.Services.AddSingleton<NetworkRefusalReporter>();
+builder.Services.AddSingleton<RestartScheduler>();
+builder.Services.AddSingleton<PluginSupervisor>();
+builder.Services.AddSingleton<PluginLoader>();
+builder.Services.AddSingleton<PluginUnloader>();
+builder.Services.AddSingleton<PluginCalls>();
+builder.Services.AddHostedService<ResourceMonitor>();
+builder.Services.AddHostedService<ShutdownService>(); // stopped first (reverse order): unloads before the monitor stops
+builder.Services.AddSingleton<HealthServiceImpl>();
+builder.Services.AddGrpc(grpc =>
+{
+    grpc.Interceptors.Add<ErrorInterceptor>();
+    grpc.MaxReceiveMessageSize = Connectias.Sandbox.Contracts.UnixSocketChannel.MaxMessageBytes;
+    grpc.MaxSendMessageSize = Connectias.Sandbox.Contracts.UnixSocketChannel.MaxMessageBytes;
+});
+builder.Services.AddGrpcReflection();
+builder.WebHost.ConfigureKestrel(kestrel =>
+{
+    kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http2);
+    if (options.Tcp is { Length: > 0 } tcp)
+        kestrel.Listen(System.Net.IPEndPoint.Parse(tcp), listen => listen.Protocols = HttpProtocols.Http2); // validated above
+    kestrel.Limits.MaxRequestBodySize = null;
+});
+builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
+
+var app = builder.Build();
+app.MapGrpcService<PluginHostService>();
+app.MapGrpcService<HealthServiceImpl>();
+app.MapGrpcReflectionService();
+
+var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Connectias.Sandbox.Daemon.Hosting");
+StartupSweep.Run(options.StateDir, logger);
+WorkerLauncher launcher;
+try
+{
+    launcher = app.Services.GetRequiredService<WorkerLauncher>();
+}
+catch (InvalidOperationException e)
+{
+    Console.Error.WriteLine($"connectias-sandboxd: {e.Message}");
+    return 1;
+}
+
+var audit = app.Services.GetRequiredService<AuditLog>();
+await app.StartAsync();
+File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+var health = app.Services.GetRequiredService<HealthServiceImpl>();
+health.SetStatus("", HealthCheckResponse.Types.ServingStatus.Serving);
+health.SetStatus("connectias.sandbox.v1.PluginHost", HealthCheckResponse.Types.ServingStatus.Serving);
+
+audit.Append(AuditEvents.DaemonStart, "", json =>
+{
+    json.WriteString("version", CoreVersion.Current);
+    json.WriteString("socket", socket);
+    json.WriteString("state_dir", options.StateDir);
+    json.WriteString("trust_dir", options.ResolvedTrustDir);
+    json.WriteString("policy", policy.Source);
+    json.WriteBoolean("allow_unsigned", options.AllowUnsigned);
+    json.WriteString("sandbox", launcher.UseBubblewrap ? "bubblewrap" : "process");
+});
+foreach (var warning in TrustStore.Load(options.ResolvedTrustDir).Warnings) logger.LogWarning("trust store: {Warning}", warning);
+if (developmentKey is not null) logger.LogWarning("the local development key {Fingerprint} is trusted (disable with --no-dev-key)", developmentKey);
+if (options.AllowUnsigned) logger.LogWarning("unsigned packages are accepted (--allow-unsigned)");
+logger.LogInformation("connectias-sandboxd {Version} listening on {Socket}{Tcp}; state {StateDir}; policy {Policy}; sandbox {Sandbox}",
+    CoreVersion.Current, socket, options.Tcp is null ? "" : $" and tcp {options.Tcp}", options.StateDir, policy.Source, launcher.Description);
+
+await app.WaitForShutdownAsync();
+health.SetStatus("", HealthCheckResponse.Types.ServingStatus.NotServing);
+audit.Append(AuditEvents.DaemonStop, "");
+audit.Dispose();
+if (File.Exists(socket)) File.Delete(socket);
+return 0;
+
+static bool SocketAnswers(string path)
+{
+    using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+    try
+    {
+        probe.Connect(new UnixDomainSocketEndPoint(path));
+        return true;
+    }
+    catch (SocketException)
+    {
+        return false;
+    }
+}

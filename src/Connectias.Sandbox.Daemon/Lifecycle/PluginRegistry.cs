@@ -1,0 +1,117 @@
+using System.Globalization;
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.V1;
+
+namespace Connectias.Sandbox.Daemon.Lifecycle;
+
+/// <summary>
+/// Every plugin the daemon knows, by id: the live ones, and unloaded ones for <c>UnloadedRetentionSeconds</c>
+/// (so ListPlugins and GetPlugin can still show how they ended), after which they are forgotten.
+/// </summary>
+internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle lifecycle)
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, ManagedPlugin> _plugins = new(StringComparer.Ordinal);
+    private bool _closed;
+
+    /// <summary>True once the daemon is shutting down: no more loads.</summary>
+    public bool IsClosed
+    {
+        get
+        {
+            lock (_lock) return _closed;
+        }
+    }
+
+    /// <summary>
+    /// Adds a plugin that is about to load, refusing it while the daemon shuts down, when one of that id is
+    /// loading or ready, when the daemon is full, or when a dependency is not ready. A terminated, crashed or
+    /// unloaded predecessor is retired (to UNLOADED), so a restart it had scheduled never runs.
+    /// </summary>
+    public void Register(ManagedPlugin plugin)
+    {
+        lock (_lock)
+        {
+            Prune();
+            if (_closed) throw new SandboxException(ErrorReason.PluginCrashed, "the daemon is shutting down", ErrorMetadata.For(plugin.Id));
+            if (_plugins.TryGetValue(plugin.Id, out var existing) && existing.State is PluginState.Loading or PluginState.Ready)
+                throw new SandboxException(ErrorReason.AlreadyLoaded, $"plugin {plugin.Id} is already loaded (version {existing.Manifest.Version})", ErrorMetadata.For(plugin.Id));
+            var active = _plugins.Values.Count(p => p.State is PluginState.Loading or PluginState.Ready);
+            if (active >= options.MaxPlugins)
+            {
+                throw new SandboxException(ErrorReason.ResourceExhausted, $"{active} plugins are loaded; this daemon allows {options.MaxPlugins}",
+                    ErrorMetadata.For(plugin.Id, ("limit", options.MaxPlugins.ToString(CultureInfo.InvariantCulture)), ("used", active.ToString(CultureInfo.InvariantCulture))));
+            }
+
+            foreach (var dependency in plugin.Manifest.Dependencies)
+            {
+                if (!_plugins.TryGetValue(dependency, out var loaded) || loaded.State != PluginState.Ready)
+                {
+                    throw new SandboxException(ErrorReason.DependencyNotMet, $"plugin {plugin.Id} depends on {dependency}, which is not loaded and ready",
+                        ErrorMetadata.For(plugin.Id, ("dependency", dependency)));
+                }
+            }
+
+            if (existing is not null)
+            {
+                lifecycle.TryTransition(existing, new Transition(PluginState.Unloaded) { Message = "replaced by a new load" });
+                existing.Broker?.Dispose();
+            }
+
+            _plugins[plugin.Id] = plugin;
+        }
+    }
+
+    /// <summary>Takes back a registration whose load failed, unless another plugin of that id replaced it meanwhile.</summary>
+    public void Withdraw(ManagedPlugin plugin)
+    {
+        lock (_lock)
+            if (_plugins.TryGetValue(plugin.Id, out var registered) && registered == plugin)
+                _plugins.Remove(plugin.Id);
+    }
+
+    public ManagedPlugin Find(string pluginId)
+    {
+        lock (_lock)
+        {
+            Prune();
+            return _plugins.TryGetValue(pluginId, out var plugin)
+                ? plugin
+                : throw new SandboxException(ErrorReason.PluginNotFound, $"no plugin {pluginId} is loaded", ErrorMetadata.For(pluginId));
+        }
+    }
+
+    /// <summary>Every plugin known, unloaded ones within their retention included, by id.</summary>
+    public IReadOnlyList<ManagedPlugin> All()
+    {
+        lock (_lock)
+        {
+            Prune();
+            return _plugins.Values.OrderBy(p => p.Id, StringComparer.Ordinal).ToList();
+        }
+    }
+
+    /// <summary>Plugins in the given states.</summary>
+    public IReadOnlyList<ManagedPlugin> InState(params PluginState[] states)
+    {
+        lock (_lock) return _plugins.Values.Where(p => states.Contains(p.State)).ToList();
+    }
+
+    /// <summary>Refuses every later registration; the plugins registered so far are returned for the caller to unload.</summary>
+    public IReadOnlyList<ManagedPlugin> Close()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            return _plugins.Values.Where(p => p.State != PluginState.Unloaded).ToList();
+        }
+    }
+
+    /// <summary>Forgets unloaded plugins older than the retention. Called under the lock on every lookup, so no timer is needed.</summary>
+    private void Prune()
+    {
+        var cutoff = DateTime.UtcNow - options.UnloadedRetention;
+        foreach (var expired in _plugins.Values.Where(p => p.State == PluginState.Unloaded && p.UnloadedAt < cutoff).ToList())
+            _plugins.Remove(expired.Id);
+    }
+}

@@ -1,0 +1,25 @@
+using System.Globalization;
+using Connectias.Sandbox.Audit;
+using Connectias.Sandbox.Daemon.Events;
+
+namespace Connectias.Sandbox.Daemon.Network;
+
+/// <summary>Makes a broker refusal visible: the log, a violation event, and an audit record with rule and host.</summary>
+internal sealed class NetworkRefusalReporter(AuditTrail audit, EventHub events, ILogger<NetworkRefusalReporter> logger)
+{
+    public void Report(string pluginId, NetworkRefusal refusal)
+    {
+        var reason = refusal.Code == AbiCodes.Denied ? ErrorReason.SecurityViolation : ErrorReason.ResourceExhausted;
+        logger.LogWarning("network request of {PluginId} refused ({Rule}, host {Host}): {Message}", pluginId, refusal.Rule, refusal.Host, refusal.Message);
+        events.Publish(pluginId, e => e.Violation = AuditTrail.Violation(new SandboxException(reason, refusal.Message,
+            ErrorMetadata.For(pluginId, ("rule", refusal.Rule), ("host", refusal.Host), ("code", refusal.Code.ToString(CultureInfo.InvariantCulture))))));
+        audit.Record(reason == ErrorReason.SecurityViolation ? AuditEvents.SecurityViolation : AuditEvents.ResourceExhaustion, pluginId, json =>
+        {
+            json.WriteString("kind", "network");
+            json.WriteString("rule", refusal.Rule);
+            json.WriteString("host", refusal.Host);
+            json.WriteNumber("code", refusal.Code);
+            json.WriteString("message", refusal.Message);
+        });
+    }
+}

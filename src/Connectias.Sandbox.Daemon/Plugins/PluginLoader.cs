@@ -1,0 +1,95 @@
+using Connectias.Sandbox.Audit;
+using Connectias.Sandbox.Daemon.Events;
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.Daemon.Lifecycle;
+using Connectias.Sandbox.Daemon.Policy;
+using Connectias.Sandbox.Daemon.Supervision;
+using Connectias.Sandbox.Packaging;
+using Connectias.Sandbox.V1;
+
+namespace Connectias.Sandbox.Daemon.Plugins;
+
+/// <summary>
+/// LoadPlugin: read and check the package (hygiene, manifest, versions, signature), check the policy grants
+/// what it asks for, register it, and have the supervisor start its worker. Every refusal is audited as
+/// LOAD_REJECTED and leaves nothing registered.
+/// </summary>
+internal sealed class PluginLoader(
+    DaemonOptions options,
+    AdminPolicy policy,
+    PluginRegistry registry,
+    PluginSupervisor supervisor,
+    AuditTrail audit,
+    ILogger<PluginLoader> logger)
+{
+    private readonly PackageReader _reader = new();
+
+    public async Task<ManagedPlugin> LoadAsync(LoadPluginRequest request, CancellationToken cancellation)
+    {
+        var source = request.SourceCase == LoadPluginRequest.SourceOneofCase.Path ? request.Path : "(bytes)";
+        ManagedPlugin? plugin = null;
+        try
+        {
+            plugin = Verify(request);
+            registry.Register(plugin);
+            var registered = plugin;
+            var manifest = plugin.Manifest;
+            await supervisor.StartAsync(plugin, new Transition(PluginState.Ready)
+            {
+                AuditDetails = json =>
+                {
+                    json.WriteString("version", manifest.Version.ToString());
+                    json.WriteString("source", source);
+                    json.WriteString("signer", registered.Signer.Fingerprint ?? "unsigned");
+                    json.WriteNumber("pid", registered.Current!.Pid);
+                    json.WriteString("sandbox", supervisor.UsesBubblewrap ? "bubblewrap" : "process");
+                },
+            }, cancellation);
+            audit.Record(AuditEvents.PermissionGrant, plugin.Id, json =>
+            {
+                json.WriteStartArray("permissions");
+                foreach (var permission in manifest.Permissions) json.WriteStringValue(permission.WireName());
+                json.WriteEndArray();
+            });
+            logger.LogInformation("loaded {PluginId} {Version} (pid {Pid}, signer {Signer})", plugin.Id, manifest.Version, plugin.Current!.Pid, plugin.Signer.Fingerprint ?? "unsigned");
+            return plugin;
+        }
+        catch (SandboxException e)
+        {
+            var id = plugin?.Id ?? (e.Metadata.TryGetValue("plugin_id", out var known) ? known : "");
+            if (plugin is not null) registry.Withdraw(plugin);
+            audit.Record(AuditEvents.LoadRejected, id, json =>
+            {
+                json.WriteString("reason", e.Reason.WireName());
+                json.WriteString("message", e.Message);
+                json.WriteString("source", source);
+            });
+            logger.LogWarning("load of {Source} rejected: {Reason}: {Message}", source, e.Reason.WireName(), e.Message);
+            throw ErrorMetadata.WithPluginId(e, id);
+        }
+    }
+
+    /// <summary>The package's checks and the policy's, in the SPEC's order; a plugin ready to register.</summary>
+    private ManagedPlugin Verify(LoadPluginRequest request)
+    {
+        var package = request.SourceCase switch
+        {
+            LoadPluginRequest.SourceOneofCase.Path => _reader.Read(request.Path),
+            LoadPluginRequest.SourceOneofCase.Package => _reader.Read(request.Package.Memory),
+            _ => throw new SandboxException(ErrorReason.CorruptedData, "LoadPlugin needs a path or the package bytes"),
+        };
+        var manifest = package.Manifest;
+        ManifestParser.CheckCompatibility(manifest, SemanticVersion.Parse(CoreVersion.Current), CoreVersion.SupportedAbiVersions);
+        var signer = SignatureVerifier.Verify(package, TrustStore.Load(options.ResolvedTrustDir), options.AllowUnsigned);
+        var grant = policy.For(manifest.Id);
+        if (manifest.Permissions.Where(p => !grant.Permissions.Contains(p)).Select(p => (Permission?)p).FirstOrDefault() is { } missing)
+        {
+            throw new SandboxException(ErrorReason.PermissionDenied,
+                $"plugin {manifest.Id} asks for the '{missing.WireName()}' permission, which the policy ({policy.Source}) does not grant it",
+                ErrorMetadata.For(manifest.Id, ("permission", missing.WireName())));
+        }
+
+        // Only the module outlives this call: the rest of the package's bytes are released with it.
+        return new ManagedPlugin(manifest, package.Module.ToArray(), signer, grant, ResourceLimits.Effective(manifest.ResourceLimits, grant.Limits));
+    }
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using Connectias.Sandbox.Audit;
+using Connectias.Sandbox.Daemon.Events;
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.Daemon.Lifecycle;
+using Connectias.Sandbox.Daemon.Network;
+using Connectias.Sandbox.Daemon.Workers;
+using Connectias.Sandbox.V1;
+using WorkerV1 = Connectias.Sandbox.Worker.V1;
+
+namespace Connectias.Sandbox.Daemon.Plugins;
+
+/// <summary>
+/// UnloadPlugin: UNLOADED at once (new calls are refused), the call in flight may finish, <c>plugin_cleanup</c>
+/// runs, the worker is stopped, and the report says what, if anything, could not be verified gone.
+/// </summary>
+internal sealed class PluginUnloader(
+    DaemonOptions options,
+    PluginRegistry registry,
+    PluginLifecycle lifecycle,
+    WorkerStopper stopper,
+    AuditTrail audit,
+    ILogger<PluginUnloader> logger)
+{
+    private static readonly TimeSpan NetworkDrainTimeout = TimeSpan.FromSeconds(2);
+
+    public async Task<CleanupReport> UnloadAsync(string pluginId)
+    {
+        var plugin = registry.Find(pluginId);
+        var clock = Stopwatch.StartNew();
+        var report = new CleanupReport { PluginId = plugin.Id };
+        var beingUnloaded = new SandboxException(ErrorReason.PluginCrashed, $"plugin {plugin.Id} is being unloaded", ErrorMetadata.For(plugin.Id));
+        WorkerHandle? worker = null;
+        var unloaded = lifecycle.TryTransition(plugin, new Transition(PluginState.Unloaded)
+        {
+            Message = "unloaded",
+            AuditDetails = json => json.WriteString("version", plugin.Manifest.Version.ToString()),
+            // A worker already being stopped (terminated, crashed) is its terminator's to finish.
+            Apply = p => worker = p.Current is { } current && current.TryBeginStopping(beingUnloaded) ? current : null,
+        });
+        if (!unloaded.Applied) throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} is already unloaded", ErrorMetadata.For(plugin.Id));
+
+        if (worker is not null) await StopWorkerAsync(worker, report);
+        if (plugin.Broker is { } broker) await CloseBrokerAsync(broker, report);
+
+        report.DurationUs = (ulong)clock.Elapsed.TotalMicroseconds;
+        var reported = audit.Record(AuditEvents.CleanupReport, plugin.Id, json =>
+        {
+            json.WriteBoolean("plugin_cleanup_called", report.PluginCleanupCalled);
+            json.WriteNumber("plugin_cleanup_code", report.PluginCleanupCode);
+            json.WriteStartArray("issues");
+            foreach (var issue in report.Issues) json.WriteStringValue($"{issue.Kind}: {issue.Detail}");
+            json.WriteEndArray();
+        });
+        if (!unloaded.Audited || !reported) report.Issues.Add(Issue(CleanupIssueKind.AuditLogFailed, "the unload could not be written to the audit log"));
+
+        logger.LogInformation("unloaded {PluginId}: {Issues} cleanup issue(s)", plugin.Id, report.Issues.Count);
+        return report;
+    }
+
+    private async Task StopWorkerAsync(WorkerHandle worker, CleanupReport report)
+    {
+        await worker.NetworkLifetime.CancelAsync(); // network requests end now, so the call in flight can finish
+        worker.Calls.Complete();
+        await Task.WhenAny(worker.Calls.Loop, Task.Delay(options.UnloadTimeout)); // let the call in flight finish
+        try
+        {
+            var cleanup = await worker.Client.CleanupAsync(new WorkerV1.CleanupRequest { TimeoutMs = (ulong)options.UnloadTimeoutMs },
+                deadline: DateTime.UtcNow + options.UnloadTimeout + options.CallGrace);
+            report.PluginCleanupCalled = cleanup.Called;
+            report.PluginCleanupCode = cleanup.Code;
+            if (cleanup.Fault is { } fault) report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"plugin_cleanup failed: {fault.Reason}: {fault.Message}"));
+            else if (cleanup.Called && cleanup.Code != 0) report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"plugin_cleanup returned {cleanup.Code}"));
+        }
+        catch (Grpc.Core.RpcException e)
+        {
+            report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"plugin_cleanup could not run: {e.Status.Detail}"));
+        }
+
+        var tree = await stopper.StopAsync(worker, graceful: true);
+        VerifyGone(report, worker, tree);
+    }
+
+    /// <summary>After the worker was stopped: process tree gone, socket gone, scratch files gone.</summary>
+    private static void VerifyGone(CleanupReport report, WorkerHandle worker, List<int> tree)
+    {
+        foreach (var pid in tree.Where(ProcessTree.IsAlive))
+            report.Issues.Add(Issue(pid == worker.Pid ? CleanupIssueKind.MemoryNotFreed : CleanupIssueKind.ResourceLeak, $"process {pid} is still alive"));
+        if (File.Exists(worker.SocketPath)) report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"socket {worker.SocketPath} remains"));
+        if (Directory.Exists(worker.RunDirectory)) report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"scratch directory {worker.RunDirectory} remains"));
+    }
+
+    private static async Task CloseBrokerAsync(NetworkBroker broker, CleanupReport report)
+    {
+        var waited = Stopwatch.StartNew();
+        while (Volatile.Read(ref broker.InFlight) > 0 && waited.Elapsed < NetworkDrainTimeout) await Task.Delay(10);
+        if (Volatile.Read(ref broker.InFlight) > 0)
+            report.Issues.Add(Issue(CleanupIssueKind.NetworkConnectionOpen, $"{broker.InFlight} network request(s) could not be closed"));
+        broker.Dispose();
+    }
+
+    private static CleanupIssue Issue(CleanupIssueKind kind, string detail) => new() { Kind = kind, Detail = detail };
+}

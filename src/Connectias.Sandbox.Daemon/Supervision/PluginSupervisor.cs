@@ -1,0 +1,232 @@
+using System.Text.Json;
+using Connectias.Sandbox.Audit;
+using Connectias.Sandbox.Daemon.Calls;
+using Connectias.Sandbox.Daemon.Events;
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.Daemon.Lifecycle;
+using Connectias.Sandbox.Daemon.Network;
+using Connectias.Sandbox.Daemon.Workers;
+using Connectias.Sandbox.V1;
+using Connectias.Sandbox.WorkerProtocol;
+using Google.Protobuf;
+using WorkerV1 = Connectias.Sandbox.Worker.V1;
+
+namespace Connectias.Sandbox.Daemon.Supervision;
+
+/// <summary>
+/// Brings a plugin's worker up (launch, Load, READY, call loop, watches) and ends it when it breaks a rule,
+/// crashes or hangs (terminate, audit, restart when the policy says so). The one place a worker's life is
+/// decided; the mechanics live in Workers, Calls and Network, the states in Lifecycle.
+/// </summary>
+internal sealed class PluginSupervisor(
+    DaemonOptions options,
+    PluginLifecycle lifecycle,
+    PluginRegistry registry,
+    WorkerLauncher launcher,
+    WorkerStopper stopper,
+    WorkerOutput output,
+    RestartScheduler restarts,
+    NetworkRefusalReporter refusals,
+    AuditTrail audit,
+    EventHub events,
+    BackgroundTasks tasks,
+    ILogger<PluginSupervisor> logger)
+{
+    private int _workers;
+
+    public bool UsesBubblewrap => launcher.UseBubblewrap;
+
+    /// <summary>
+    /// Starts a worker for <paramref name="plugin"/>, loads it, and applies <paramref name="ready"/> (LOADING →
+    /// READY, with its audit record) once the plugin is loaded. Throws the SPEC error when it cannot, with the
+    /// worker stopped and its files removed; PLUGIN_NOT_FOUND when the plugin was unloaded meanwhile.
+    /// </summary>
+    public async Task StartAsync(ManagedPlugin plugin, Transition ready, CancellationToken cancellation)
+    {
+        var number = Interlocked.Increment(ref _workers);
+        var runDirectory = Path.Combine(StateDirectory.WorkerRunRoot(options.StateDir), $"{plugin.Id}-{number}");
+        StateDirectory.CreatePrivate(runDirectory);
+        string? storageDirectory = null;
+        if (plugin.Manifest.Permissions.Contains(Permission.Storage))
+        {
+            storageDirectory = Path.Combine(options.StateDir, "storage", plugin.Id);
+            StateDirectory.CreatePrivate(storageDirectory);
+        }
+
+        WorkerHandle worker;
+        try
+        {
+            worker = await launcher.StartAsync(number, runDirectory, storageDirectory, cancellation);
+        }
+        catch
+        {
+            StateDirectory.TryDelete(runDirectory, out _);
+            throw;
+        }
+
+        output.Follow(plugin.Id, worker, () => TerminateAsync(plugin, worker, new SandboxException(ErrorReason.SecurityViolation,
+            $"the worker of plugin {plugin.Id} broke the worker protocol (unexpected output on stdout)", ErrorMetadata.For(plugin.Id)), crashed: false));
+        try
+        {
+            var load = LoadRequest(plugin, storageDirectory);
+            if (plugin.Manifest.Permissions.Contains(Permission.Network))
+            {
+                plugin.Broker ??= new NetworkBroker(plugin.Id, plugin.Manifest.AllowedHosts, plugin.Grant, plugin.Limits, refusal => refusals.Report(plugin.Id, refusal));
+                worker.BrokerStream = await BrokerStream.OpenAsync(worker.Client, plugin.Broker, tasks, plugin.Id, worker.Lifetime.Token, worker.NetworkLifetime.Token);
+                load.NetworkBroker = true;
+            }
+
+            var deadline = DateTime.UtcNow.AddMilliseconds(plugin.Limits.TimeoutMs) + options.CallGrace + options.WorkerLoadGrace;
+            var response = await worker.Client.LoadAsync(load, deadline: deadline, cancellationToken: cancellation);
+            if (response.Fault is { } fault) throw WorkerFaults.ToError(fault, plugin.Id);
+            plugin.RecordMemory((long)response.MemoryBytes);
+        }
+        catch (Exception e)
+        {
+            var cause = worker.EndedBy;
+            if (worker.TryBeginStopping(null)) await stopper.StopAsync(worker, graceful: false);
+            if (cause is not null) throw cause; // the daemon ended it while loading (it broke the protocol, say)
+            if (e is SandboxException) throw;
+            throw new SandboxException(ErrorReason.InitFailed, $"the worker failed while loading {plugin.Id}: {e.Message}", ErrorMetadata.For(plugin.Id), e);
+        }
+
+        var becameReady = lifecycle.TryTransition(plugin, ready with
+        {
+            Apply = p =>
+            {
+                p.Current = worker;
+                ready.Apply?.Invoke(p);
+            },
+        }).Applied;
+        if (!becameReady || !worker.TryStartServing())
+        {
+            if (worker.TryBeginStopping(null)) await stopper.StopAsync(worker, graceful: false);
+            throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded while it was loading", ErrorMetadata.For(plugin.Id));
+        }
+
+        worker.Calls.Start(job => RunCallAsync(plugin, worker, job), worker.Lifetime.Token);
+        worker.Process.EnableRaisingEvents = true;
+        worker.Process.Exited += (_, _) => tasks.Run($"exit of {plugin.Id}'s worker", () => OnWorkerExitedAsync(plugin, worker));
+        if (worker.Process.HasExited) tasks.Run($"exit of {plugin.Id}'s worker", () => OnWorkerExitedAsync(plugin, worker));
+    }
+
+    /// <summary>
+    /// Ends a worker because of a violation, a trap, a hang or a crash, exactly once: violation event, audit of
+    /// the cause, kill and reap, TERMINATED or CRASHED with its audit record, then a restart if the policy says so.
+    /// </summary>
+    public async Task TerminateAsync(ManagedPlugin plugin, WorkerHandle worker, SandboxException cause, bool crashed)
+    {
+        cause = ErrorMetadata.WithPluginId(cause, plugin.Id);
+        if (!worker.TryBeginStopping(cause)) return;
+        logger.LogWarning("{Action} {PluginId}: {Reason}: {Message}", crashed ? "crashed" : "terminating", plugin.Id, cause.Reason.WireName(), cause.Message);
+        events.Publish(plugin.Id, e => e.Violation = AuditTrail.Violation(cause));
+        await worker.NetworkLifetime.CancelAsync();
+        var causeEvent = cause.Reason switch
+        {
+            ErrorReason.FuelExhausted or ErrorReason.MemoryLimitExceeded or ErrorReason.Timeout or ErrorReason.OutputTooLarge => AuditEvents.ResourceExhaustion,
+            ErrorReason.SecurityViolation => AuditEvents.SecurityViolation,
+            _ => null,
+        };
+        if (causeEvent is not null) audit.Record(causeEvent, plugin.Id, json => AuditTrail.WriteCause(json, cause, worker.Pid));
+
+        await stopper.StopAsync(worker, graceful: false);
+        lifecycle.TryTransition(plugin, new Transition(crashed ? PluginState.Crashed : PluginState.Terminated)
+        {
+            Reason = cause.Reason.WireName(),
+            Message = cause.Message,
+            OnlyIf = p => p.Current == worker,
+            AuditDetails = json => AuditTrail.WriteCause(json, cause, worker.Pid),
+        });
+        restarts.MaybeSchedule(plugin, worker, () => RestartAsync(plugin, worker));
+    }
+
+    private async Task RestartAsync(ManagedPlugin plugin, WorkerHandle ended)
+    {
+        if (registry.IsClosed) return;
+        if (!lifecycle.TryTransition(plugin, new Transition(PluginState.Loading) { Message = "restarting", OnlyIf = p => p.Current == ended }).Applied) return;
+        try
+        {
+            await StartAsync(plugin, new Transition(PluginState.Ready)
+            {
+                AuditEvent = AuditEvents.PluginRestarted,
+                Apply = p => p.Restarts++,
+                AuditDetails = json => json.WriteNumber("restarts", plugin.Restarts),
+            }, tasks.Stopping);
+            logger.LogInformation("restarted {PluginId} (restart {Count})", plugin.Id, plugin.Restarts);
+        }
+        catch (SandboxException e)
+        {
+            lifecycle.TryTransition(plugin, new Transition(PluginState.Crashed) { Reason = e.Reason.WireName(), Message = $"restart failed: {e.Message}" });
+            logger.LogError("restart of {PluginId} failed: {Reason}: {Message}", plugin.Id, e.Reason.WireName(), e.Message);
+        }
+    }
+
+    private Task OnWorkerExitedAsync(ManagedPlugin plugin, WorkerHandle worker)
+    {
+        if (worker.State is WorkerState.Stopping or WorkerState.Stopped) return Task.CompletedTask;
+        int? code;
+        try
+        {
+            code = worker.Process.ExitCode;
+        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+        {
+            code = null; // stopped and disposed meanwhile
+        }
+
+        return TerminateAsync(plugin, worker, new SandboxException(ErrorReason.PluginCrashed,
+            $"the worker of plugin {plugin.Id} exited unexpectedly (exit status {code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"})",
+            ErrorMetadata.For(plugin.Id)), crashed: true);
+    }
+
+    /// <summary>Runs one queued call over the call path and acts on its outcome: usage, audit, termination.</summary>
+    private async Task RunCallAsync(ManagedPlugin plugin, WorkerHandle worker, CallJob job)
+    {
+        var outcome = await WorkerCallPath.RunAsync(worker.Client, plugin.Id, plugin.Limits, job, options.CallGrace, () => worker.EndedBy,
+            onSent: () => Interlocked.Increment(ref plugin.Calls));
+        if (outcome.MemoryBytes is { } memory) plugin.RecordMemory(memory);
+        Interlocked.Add(ref plugin.FuelConsumedTotal, outcome.FuelConsumed);
+        if (outcome.Response is { } response)
+        {
+            job.Result.TrySetResult(response);
+            return;
+        }
+
+        var error = outcome.Error!;
+        if (outcome.Ran) Interlocked.Increment(ref plugin.Failures);
+        if (outcome.Terminate)
+        {
+            await TerminateAsync(plugin, worker, error, outcome.Crashed);
+            if (outcome.ReportWhyEnded) error = worker.EndedBy ?? error;
+        }
+        else if (outcome.WorkerFault)
+        {
+            audit.Record(AuditEvents.PluginExecuteFailed, plugin.Id, json =>
+            {
+                json.WriteString("command", job.Command);
+                json.WriteString("reason", error.Reason.WireName());
+                json.WriteString("message", error.Message);
+            });
+        }
+
+        job.Result.TrySetException(error);
+    }
+
+    private static WorkerV1.LoadRequest LoadRequest(ManagedPlugin plugin, string? storageDirectory)
+    {
+        var module = plugin.Module ?? throw new SandboxException(ErrorReason.InitFailed, $"plugin {plugin.Id} no longer holds its module", ErrorMetadata.For(plugin.Id));
+        var load = new WorkerV1.LoadRequest
+        {
+            PluginId = plugin.Id,
+            PluginVersion = plugin.Manifest.Version.ToString(),
+            Module = UnsafeByteOperations.UnsafeWrap(module),
+            Limits = plugin.Limits.ToWorkerLimits(),
+            ContextJson = ByteString.CopyFrom(PluginContextJson.Build(plugin.Id, plugin.Manifest.Version.ToString(), plugin.Manifest.Permissions, plugin.Limits)),
+            StorageDir = storageDirectory ?? "",
+            CommandsDeclared = plugin.Manifest.Commands is not null,
+        };
+        load.GrantedPermissions.AddRange(plugin.Manifest.Permissions.Select(p => p.WireName()));
+        if (plugin.Manifest.Commands is { } commands) load.DeclaredCommands.AddRange(commands.Select(c => c.Name));
+        return load;
+    }
+}

@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using Connectias.Sandbox.Contracts;
+using Connectias.Sandbox.Daemon.Calls;
+using Connectias.Sandbox.Worker.V1;
+using Grpc.Net.Client;
+
+namespace Connectias.Sandbox.Daemon.Workers;
+
+/// <summary>Where a worker is in its life; the only record of it.</summary>
+internal enum WorkerState
+{
+    /// <summary>Handshake accepted; the plugin is being loaded into it.</summary>
+    Loading,
+
+    /// <summary>The plugin is loaded; calls run.</summary>
+    Serving,
+
+    /// <summary>The daemon decided to end it (<see cref="WorkerHandle.EndedBy"/> says why when it was not an unload).</summary>
+    Stopping,
+
+    /// <summary>Killed and reaped, its socket and run directory removed.</summary>
+    Stopped,
+}
+
+/// <summary>
+/// One worker process serving one plugin, from its handshake to its end: the process, its private socket
+/// and run directory, the gRPC client, its call queue and its state. A restart is a new handle.
+/// </summary>
+internal sealed class WorkerHandle : IDisposable
+{
+    private readonly Lock _sync = new();
+
+    public WorkerHandle(int number, Process process, string socketPath, string runDirectory, int queueLimit)
+    {
+        Number = number;
+        Process = process;
+        Pid = process.Id;
+        SocketPath = socketPath;
+        RunDirectory = runDirectory;
+        Channel = UnixSocketChannel.Create(socketPath);
+        Client = new PluginWorker.PluginWorkerClient(Channel);
+        Calls = new CallQueue(queueLimit);
+    }
+
+    /// <summary>Counts workers over the daemon's life; part of the run directory's name.</summary>
+    public int Number { get; }
+    public Process Process { get; }
+    public int Pid { get; }
+    public string SocketPath { get; }
+    public string RunDirectory { get; }
+    public GrpcChannel Channel { get; }
+    public PluginWorker.PluginWorkerClient Client { get; }
+    public CallQueue Calls { get; }
+
+    /// <summary>Cancelled once the worker is being stopped: its streams and call loop end.</summary>
+    public CancellationTokenSource Lifetime { get; } = new();
+
+    /// <summary>Cancelled as soon as the daemon decides to end this worker: its network requests end with it.</summary>
+    public CancellationTokenSource NetworkLifetime { get; } = new();
+
+    /// <summary>The Broker stream to the worker, open when the plugin may use the network.</summary>
+    public IDisposable? BrokerStream { get; set; }
+
+    public WorkerState State
+    {
+        get
+        {
+            lock (_sync) return field;
+        }
+        private set;
+    } = WorkerState.Loading;
+
+    /// <summary>Why the daemon ended this worker, which calls in flight report; null for an unload or while it serves.</summary>
+    public SandboxException? EndedBy
+    {
+        get
+        {
+            lock (_sync) return field;
+        }
+        private set;
+    }
+
+    /// <summary>Loading → Serving; false when the worker is already being stopped.</summary>
+    public bool TryStartServing()
+    {
+        lock (_sync)
+        {
+            if (State != WorkerState.Loading) return false;
+            State = WorkerState.Serving;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Loading or Serving → Stopping, recording <paramref name="cause"/>; false when someone else already
+    /// began stopping it, so exactly one caller ends each worker.
+    /// </summary>
+    public bool TryBeginStopping(SandboxException? cause)
+    {
+        lock (_sync)
+        {
+            if (State is WorkerState.Stopping or WorkerState.Stopped) return false;
+            State = WorkerState.Stopping;
+            EndedBy = cause;
+            return true;
+        }
+    }
+
+    public void MarkStopped()
+    {
+        lock (_sync) State = WorkerState.Stopped;
+    }
+
+    public void Dispose()
+    {
+        BrokerStream?.Dispose();
+        Channel.Dispose();
+        Process.Dispose();
+        Lifetime.Dispose();
+        NetworkLifetime.Dispose();
+    }
+}

@@ -1,0 +1,154 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.WorkerProtocol;
+
+namespace Connectias.Sandbox.Daemon.Workers;
+
+/// <summary>
+/// Starts worker processes (see <see cref="WorkerCommandLine"/>) and accepts their handshake. All processes are
+/// spawned from one long-lived thread: Linux delivers the parent-death signal when the spawning *thread* exits,
+/// and a thread-pool thread may retire at any time.
+/// </summary>
+internal sealed class WorkerLauncher : IDisposable
+{
+    private readonly BlockingCollection<(ProcessStartInfo Start, TaskCompletionSource<Process> Result)> _spawnQueue = new();
+    private readonly WorkerCommandLine _commandLine;
+    private readonly DaemonOptions _options;
+
+    public WorkerLauncher(DaemonOptions options, ILogger<WorkerLauncher> logger)
+    {
+        _options = options;
+        _commandLine = new WorkerCommandLine(options.WorkerExecutable, options.StateDir);
+        UseBubblewrap = options.Sandbox switch
+        {
+            "none" => false,
+            "bubblewrap" => BubblewrapWorks() ? true : throw new InvalidOperationException("Sandbox=bubblewrap, but bwrap is missing or cannot create namespaces here"),
+            _ => BubblewrapWorks(),
+        };
+        new Thread(SpawnLoop) { IsBackground = true, Name = "worker-spawner" }.Start();
+        logger.LogInformation("worker sandbox: {Sandbox}; worker: {Worker}", Description, _commandLine.Worker);
+    }
+
+    public bool UseBubblewrap { get; }
+
+    public string Description => UseBubblewrap
+        ? "bubblewrap (no network; new PID, IPC and UTS namespaces; read-only system; state hidden; dies with the daemon)"
+        : "plain child process (own process group, parent-death signal, cleared environment; install bubblewrap for namespaces)";
+
+    /// <summary>
+    /// Starts a worker in <paramref name="runDirectory"/> and waits for its handshake. A worker that exits or
+    /// breaks the handshake is INIT_FAILED; one that stays silent past <c>WorkerStartTimeoutMs</c>, or cannot be
+    /// spawned at all, is RESOURCE_EXHAUSTED. Either way it is killed and reaped before this throws.
+    /// </summary>
+    public async Task<WorkerHandle> StartAsync(int number, string runDirectory, string? storageDirectory, CancellationToken cancellation)
+    {
+        var socket = Path.Combine(runDirectory, "worker.sock");
+        var start = UseBubblewrap ? _commandLine.Bubblewrap(runDirectory, storageDirectory, socket) : _commandLine.Plain(socket);
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.RedirectStandardInput = true; // empty: nothing to read from the daemon's terminal
+        start.UseShellExecute = false;
+
+        var spawned = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _spawnQueue.Add((start, spawned), cancellation);
+        var process = await spawned.Task;
+        process.StandardInput.Close();
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            deadline.CancelAfter(_options.WorkerStartTimeout);
+            var line = await ReadBoundedLineAsync(process.StandardOutput, WorkerHandshake.MaxLineLength, deadline.Token);
+            var handshake = WorkerHandshake.TryParse(line, out var problem);
+            var mismatch = handshake?.Mismatch(socket);
+            if (handshake is null || mismatch is not null)
+            {
+                ProcessTree.KillTree(process.Id);
+                await process.WaitForExitAsync(CancellationToken.None);
+                var stderr = await ReadSome(process.StandardError);
+                var what = line is null ? $"the worker exited before its handshake (exit status {process.ExitCode})" : $"the worker broke the handshake: {mismatch ?? problem}";
+                throw new SandboxException(ErrorReason.InitFailed, what + (stderr.Length > 0 ? ": " + stderr : ""));
+            }
+
+            return new WorkerHandle(number, process, socket, runDirectory, _options.QueueLimit);
+        }
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+        {
+            ProcessTree.KillTree(process.Id);
+            await process.WaitForExitAsync(CancellationToken.None);
+            process.Dispose();
+            throw new SandboxException(ErrorReason.ResourceExhausted,
+                $"the worker gave no handshake within {_options.WorkerStartTimeoutMs} ms (Sandbox:WorkerStartTimeoutMs)");
+        }
+        catch
+        {
+            ProcessTree.KillTree(process.Id);
+            await process.WaitForExitAsync(CancellationToken.None);
+            process.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The next line, but no more than <paramref name="max"/> characters of it: a child is not trusted to end its lines.</summary>
+    private static async Task<string?> ReadBoundedLineAsync(StreamReader reader, int max, CancellationToken cancellation)
+    {
+        var line = new StringBuilder();
+        var one = new char[1];
+        while (await reader.ReadAsync(one.AsMemory(), cancellation) == 1)
+        {
+            if (one[0] == '\n') return line.ToString().TrimEnd('\r');
+            line.Append(one[0]);
+            if (line.Length > max) return line.ToString();
+        }
+
+        return line.Length > 0 ? line.ToString() : null;
+    }
+
+    private void SpawnLoop()
+    {
+        foreach (var (start, result) in _spawnQueue.GetConsumingEnumerable())
+        {
+            try
+            {
+                result.SetResult(Process.Start(start) ?? throw new InvalidOperationException("the worker process did not start"));
+            }
+            catch (Exception e)
+            {
+                result.SetException(new SandboxException(ErrorReason.ResourceExhausted, $"cannot start a worker process: {e.Message}", null, e));
+            }
+        }
+    }
+
+    private static async Task<string> ReadSome(StreamReader reader)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            var text = await reader.ReadToEndAsync(timeout.Token);
+            return text.Length > 2000 ? text[..2000] : text.Trim();
+        }
+        catch (OperationCanceledException)
+        {
+            return "";
+        }
+    }
+
+    private static bool BubblewrapWorks()
+    {
+        try
+        {
+            var probe = new ProcessStartInfo("bwrap") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var argument in new[] { "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true" })
+                probe.ArgumentList.Add(argument);
+            using var process = Process.Start(probe)!;
+            return process.WaitForExit(5000) && process.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false; // not installed
+        }
+    }
+
+    public void Dispose() => _spawnQueue.CompleteAdding();
+}

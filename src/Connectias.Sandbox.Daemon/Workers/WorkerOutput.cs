@@ -1,0 +1,56 @@
+using System.Text.Json;
+using Connectias.Sandbox.Daemon.Hosting;
+
+namespace Connectias.Sandbox.Daemon.Workers;
+
+/// <summary>
+/// A worker's two output streams after its handshake: stderr carries its JSON log lines (its own and the
+/// plugin's), re-logged under the plugin's category <c>Connectias.Sandbox.Plugin.ID</c>; stdout must stay
+/// silent, and any line there breaks the worker protocol.
+/// </summary>
+internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks)
+{
+    public const string PluginCategoryPrefix = "Connectias.Sandbox.Plugin.";
+
+    /// <summary>Follows both streams until the worker ends; <paramref name="onProtocolBreak"/> runs once if stdout speaks.</summary>
+    public void Follow(string pluginId, WorkerHandle worker, Func<Task> onProtocolBreak)
+    {
+        var logger = loggers.CreateLogger(PluginCategoryPrefix + pluginId);
+        var process = worker.Process;
+        var stderr = process.StandardError;
+        var stdout = process.StandardOutput;
+        tasks.Run($"log of {pluginId}'s worker {worker.Pid}", async () =>
+        {
+            while (await stderr.ReadLineAsync() is { } line) Relay(logger, pluginId, line);
+        });
+        tasks.Run($"stdout of {pluginId}'s worker {worker.Pid}", async () =>
+        {
+            var buffer = new char[1];
+            if (await stdout.ReadAsync(buffer.AsMemory()) > 0) await onProtocolBreak();
+        });
+    }
+
+    private static void Relay(ILogger logger, string pluginId, string line)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(line);
+            var root = document.RootElement;
+            var level = root.TryGetProperty("level", out var l) ? l.GetString() : "info";
+            var source = root.TryGetProperty("source", out var s) ? s.GetString() : "worker";
+            var message = root.TryGetProperty("message", out var m) ? m.GetString() : line;
+            logger.Log(level switch
+            {
+                "trace" => LogLevel.Trace,
+                "debug" => LogLevel.Debug,
+                "warning" => LogLevel.Warning,
+                "error" => LogLevel.Error,
+                _ => LogLevel.Information,
+            }, "[{PluginId}] {Source}: {Message}", pluginId, source, message);
+        }
+        catch (JsonException)
+        {
+            logger.LogInformation("[{PluginId}] worker: {Line}", pluginId, line);
+        }
+    }
+}
