@@ -32,7 +32,15 @@ internal sealed class CallQueue(int limit)
                     continue;
                 }
 
-                await runOne(job);
+                try
+                {
+                    await runOne(job);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Never leave a caller waiting: whatever went wrong is its answer.
+                    job.Result.TrySetException(e as SandboxException ?? new SandboxException(ErrorReason.PluginCrashed, $"the call failed in the daemon: {e.Message}", null, e));
+                }
             }
         }
         catch (OperationCanceledException)

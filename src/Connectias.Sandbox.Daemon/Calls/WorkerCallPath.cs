@@ -63,17 +63,17 @@ internal static class WorkerCallPath
                 Stats = new V1.ExecutionStats { FuelConsumed = response.FuelConsumed, DurationUs = response.DurationUs, MemoryBytes = response.MemoryBytes },
             }, null, Ran: true, memory, (long)response.FuelConsumed);
         }
-        catch (RpcException e)
+        catch (Exception e) when (e is RpcException or ObjectDisposedException)
         {
             if (endedBy() is { } cause) return new CallOutcome(null, cause, Ran: true); // the daemon ended this worker on purpose
-            if (e.StatusCode == StatusCode.DeadlineExceeded)
+            if (e is RpcException { StatusCode: StatusCode.DeadlineExceeded })
             {
                 return new CallOutcome(null, new SandboxException(ErrorReason.Timeout,
                     $"plugin {pluginId} did not answer within {callWindow.TotalMilliseconds:F0} ms; its worker was killed",
                     ErrorMetadata.For(pluginId, ("limit", ((long)callWindow.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)))), Ran: true, Terminate: true);
             }
 
-            return new CallOutcome(null, new SandboxException(ErrorReason.PluginCrashed, $"the worker of plugin {pluginId} died during the call ({e.Status.Detail})",
+            return new CallOutcome(null, new SandboxException(ErrorReason.PluginCrashed, $"the worker of plugin {pluginId} died during the call ({(e as RpcException)?.Status.Detail ?? e.Message})",
                 ErrorMetadata.For(pluginId)), Ran: true, Terminate: true, Crashed: true, ReportWhyEnded: true);
         }
     }

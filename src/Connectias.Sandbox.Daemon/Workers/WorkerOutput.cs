@@ -21,12 +21,29 @@ internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks
         var stdout = process.StandardOutput;
         tasks.Run($"log of {pluginId}'s worker {worker.Pid}", async () =>
         {
-            while (await stderr.ReadLineAsync() is { } line) Relay(logger, pluginId, line);
+            try
+            {
+                while (await stderr.ReadLineAsync() is { } line) Relay(logger, pluginId, line);
+            }
+            catch (ObjectDisposedException)
+            {
+                // the worker was stopped and its streams closed
+            }
         });
         tasks.Run($"stdout of {pluginId}'s worker {worker.Pid}", async () =>
         {
             var buffer = new char[1];
-            if (await stdout.ReadAsync(buffer.AsMemory()) > 0) await onProtocolBreak();
+            int read;
+            try
+            {
+                read = await stdout.ReadAsync(buffer.AsMemory());
+            }
+            catch (ObjectDisposedException)
+            {
+                return; // the worker was stopped and its streams closed
+            }
+
+            if (read > 0) await onProtocolBreak();
         });
     }
 

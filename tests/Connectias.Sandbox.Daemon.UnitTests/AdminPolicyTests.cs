@@ -1,0 +1,81 @@
+using Connectias.Sandbox.Daemon.Policy;
+
+namespace Connectias.Sandbox.Daemon.UnitTests;
+
+/// <summary>The administrator's policy file (SPEC §5): what it grants, how limits merge, and every refusal naming its field.</summary>
+public sealed class AdminPolicyTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("connectias-policy-").FullName;
+
+    [Fact]
+    public void The_built_in_policy_grants_storage_and_system_info_never_network()
+    {
+        var grant = AdminPolicy.BuiltIn.For("com.example.any");
+        Assert.Equal(new HashSet<Permission> { Permission.Storage, Permission.SystemInfo }, grant.Permissions.ToHashSet());
+        Assert.Equal(ResourceLimits.Defaults, grant.Limits);
+        Assert.Equal(RestartPolicy.Never, grant.Restart);
+    }
+
+    [Fact]
+    public void A_plugin_entry_replaces_permissions_and_merges_limits_key_by_key_over_the_default()
+    {
+        var policy = Load("""
+            {
+              // comments are allowed
+              "default": { "permissions": ["storage"], "limits": { "memory_bytes": 1000, "timeout_ms": 50 } },
+              "plugins": {
+                "com.example.weather": {
+                  "permissions": ["network", "storage"],
+                  "allowed_hosts": ["api.example.com", "127.0.0.1:8080"],
+                  "allow_private_hosts": ["127.0.0.1:8080"],
+                  "limits": { "fuel_per_call": 5000000, "requests_per_minute": 7 },
+                  "restart": "on-failure"
+                }
+              }
+            }
+            """);
+        var weather = policy.For("com.example.weather");
+        Assert.Equal(new HashSet<Permission> { Permission.Network, Permission.Storage }, weather.Permissions.ToHashSet());
+        Assert.Equal(ResourceLimits.Defaults with { MemoryBytes = 1000, TimeoutMs = 50, FuelPerCall = 5_000_000, RequestsPerMinute = 7 }, weather.Limits);
+        Assert.Equal(["api.example.com", "127.0.0.1:8080"], weather.AllowedHosts.Select(h => h.Text));
+        Assert.Equal(RestartPolicy.OnFailure, weather.Restart);
+
+        var other = policy.For("com.example.other");
+        Assert.Equal([Permission.Storage], other.Permissions);
+        Assert.Equal(ResourceLimits.Defaults with { MemoryBytes = 1000, TimeoutMs = 50 }, other.Limits);
+    }
+
+    [Theory]
+    [InlineData("[]", "must be a JSON object")]
+    [InlineData("""{ "default": [] }""", "'default' must be an object")]
+    [InlineData("""{ "default": { "permissions": ["root"] } }""", "'default.permissions' has unknown permission 'root'")]
+    [InlineData("""{ "default": { "permissions": "storage" } }""", "'default.permissions' must be an array of strings")]
+    [InlineData("""{ "default": { "limits": { "memory_bytes": -1 } } }""", "'default.limits.memory_bytes' must be a whole number")]
+    [InlineData("""{ "default": { "limits": { "timeout_ms": "soon" } } }""", "'default.limits.timeout_ms' must be a whole number")]
+    [InlineData("""{ "default": { "limits": [] } }""", "'default.limits' must be an object")]
+    [InlineData("""{ "plugins": [] }""", "'plugins' must be an object")]
+    [InlineData("""{ "plugins": { "Not An Id": {} } }""", "'Not An Id' is not a plugin id")]
+    [InlineData("""{ "plugins": { "com.example.x": { "restart": "always" } } }""", "'plugins.com.example.x.restart' must be")]
+    [InlineData("""{ "plugins": { "com.example.x": { "allowed_hosts": ["http://x"] } } }""", "'plugins.com.example.x.allowed_hosts' entry 'http://x'")]
+    [InlineData("""{ "default": {}, "default": {} }""", "policy")]
+    [InlineData("""{ "default": """, "policy")]
+    public void A_malformed_policy_is_refused_naming_the_field(string json, string expected)
+    {
+        var error = Assert.Throws<InvalidDataException>(() => Load(json));
+        Assert.Contains(expected, error.Message);
+        Assert.Contains(Path.Combine(_directory, "policy.json"), error.Message);
+    }
+
+    [Fact]
+    public void A_missing_policy_file_is_refused_with_its_path() =>
+        Assert.Contains("nothing-here.json", Assert.Throws<InvalidDataException>(() => AdminPolicy.Load(Path.Combine(_directory, "nothing-here.json"))).Message);
+
+    private AdminPolicy Load(string json)
+    {
+        var path = Path.Combine(_directory, "policy.json");
+        File.WriteAllText(path, json);
+        return AdminPolicy.Load(path);
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+}

@@ -1,0 +1,65 @@
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.Daemon.Supervision;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Connectias.Sandbox.Daemon.UnitTests;
+
+/// <summary>Settings checked at start, the command line's flags, and the restart back-off they drive.</summary>
+public class DaemonOptionsTests
+{
+    [Fact]
+    public void The_embedded_defaults_are_valid() => Assert.True(new DaemonOptionsValidator().Validate(null, new DaemonOptions()).Succeeded);
+
+    [Theory]
+    [InlineData(nameof(DaemonOptions.Sandbox), "Sandbox:Sandbox 'chroot' is not a sandbox mode")]
+    [InlineData(nameof(DaemonOptions.Tcp), "Sandbox:Tcp 'localhost' is not IP:PORT")]
+    [InlineData(nameof(DaemonOptions.QueueLimit), "Sandbox:QueueLimit is 0; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.MaxPlugins), "Sandbox:MaxPlugins is -3; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.WorkerStartTimeoutMs), "Sandbox:WorkerStartTimeoutMs is -1; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.UnloadTimeoutMs), "Sandbox:UnloadTimeoutMs is 0; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.CallGraceMs), "Sandbox:CallGraceMs is -5; it must be at least 0")]
+    [InlineData(nameof(DaemonOptions.MonitorIntervalMs), "Sandbox:MonitorIntervalMs is 1; it must be at least 10")]
+    [InlineData(nameof(DaemonOptions.RestartBackoffMs), "Sandbox:RestartBackoffMs is 0; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.RestartsPerMinute), "Sandbox:RestartsPerMinute is -1; it must be at least 0")]
+    [InlineData(nameof(DaemonOptions.UnloadedRetentionSeconds), "Sandbox:UnloadedRetentionSeconds is -1; it must be at least 0")]
+    [InlineData(nameof(DaemonOptions.WorkerRssAllowanceBytes), "Sandbox:WorkerRssAllowanceBytes is -1; it must be at least 0")]
+    public void A_bad_value_is_refused_naming_the_setting(string setting, string expected)
+    {
+        var options = new DaemonOptions();
+        switch (setting)
+        {
+            case nameof(DaemonOptions.Sandbox): options.Sandbox = "chroot"; break;
+            case nameof(DaemonOptions.Tcp): options.Tcp = "localhost"; break;
+            case nameof(DaemonOptions.QueueLimit): options.QueueLimit = 0; break;
+            case nameof(DaemonOptions.MaxPlugins): options.MaxPlugins = -3; break;
+            case nameof(DaemonOptions.WorkerStartTimeoutMs): options.WorkerStartTimeoutMs = -1; break;
+            case nameof(DaemonOptions.UnloadTimeoutMs): options.UnloadTimeoutMs = 0; break;
+            case nameof(DaemonOptions.CallGraceMs): options.CallGraceMs = -5; break;
+            case nameof(DaemonOptions.MonitorIntervalMs): options.MonitorIntervalMs = 1; break;
+            case nameof(DaemonOptions.RestartBackoffMs): options.RestartBackoffMs = 0; break;
+            case nameof(DaemonOptions.RestartsPerMinute): options.RestartsPerMinute = -1; break;
+            case nameof(DaemonOptions.UnloadedRetentionSeconds): options.UnloadedRetentionSeconds = -1; break;
+            case nameof(DaemonOptions.WorkerRssAllowanceBytes): options.WorkerRssAllowanceBytes = -1; break;
+        }
+
+        var result = new DaemonOptionsValidator().Validate(null, options);
+        Assert.True(result.Failed);
+        Assert.Contains(expected, Assert.Single(result.Failures!));
+    }
+
+    [Fact]
+    public void Every_flag_maps_to_a_sandbox_setting_and_others_are_unknown()
+    {
+        Assert.All(CommandLine.Switches.Values, setting => Assert.StartsWith("Sandbox:", setting));
+        Assert.Null(CommandLine.UnknownOption(CommandLine.Normalize(["--socket", "/tmp/s", "--allow-unsigned", "--no-dev-key", "--sandbox=none"])));
+        Assert.Equal("--frobnicate", CommandLine.UnknownOption(CommandLine.Normalize(["--socket", "/tmp/s", "--frobnicate=1"])));
+        Assert.Equal(["--allow-unsigned=true", "--no-dev-key=false"], CommandLine.Normalize(["--allow-unsigned", "--no-dev-key"]));
+    }
+
+    [Fact]
+    public void Restarts_back_off_from_the_setting_doubling_each_time()
+    {
+        var restarts = new RestartScheduler(new DaemonOptions { RestartBackoffMs = 250 }, new BackgroundTasks(NullLogger<BackgroundTasks>.Instance), NullLogger<RestartScheduler>.Instance);
+        Assert.Equal([250.0, 500.0, 1000.0, 2000.0, 4000.0], Enumerable.Range(0, 5).Select(n => restarts.Backoff(n).TotalMilliseconds));
+    }
+}
