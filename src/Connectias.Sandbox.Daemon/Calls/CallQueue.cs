@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Connectias.Sandbox.Daemon.Hosting;
 
 namespace Connectias.Sandbox.Daemon.Calls;
 
@@ -19,8 +20,8 @@ internal sealed class CallQueue(int limit)
 
     public bool TryEnqueue(CallJob job) => _channel.Writer.TryWrite(job);
 
-    /// <summary>Starts the loop, running each call with <paramref name="runOne"/> until <paramref name="stop"/>.</summary>
-    public void Start(Func<CallJob, Task> runOne, CancellationToken stop) => Loop = Task.Run(async () =>
+    /// <summary>Starts the loop as tracked background work, running each call with <paramref name="runOne"/> until <paramref name="stop"/>.</summary>
+    public void Start(string name, Func<CallJob, Task> runOne, CancellationToken stop, BackgroundTasks tasks) => Loop = tasks.Start(name, async () =>
     {
         try
         {

@@ -21,7 +21,10 @@ internal sealed class BackgroundTasks(ILogger<BackgroundTasks> logger)
     public void BeginStopping() => _stopping.Cancel();
 
     /// <summary>Runs <paramref name="work"/> on the thread pool and tracks it until it ends.</summary>
-    public void Run(string name, Func<Task> work)
+    public void Run(string name, Func<Task> work) => Start(name, work);
+
+    /// <summary>As <see cref="Run"/>, for a caller that also waits for the work itself; the task never faults.</summary>
+    public Task Start(string name, Func<Task> work)
     {
         var id = Interlocked.Increment(ref _next);
         var task = Task.Run(async () =>
@@ -45,6 +48,7 @@ internal sealed class BackgroundTasks(ILogger<BackgroundTasks> logger)
         });
         _running[id] = (name, task);
         if (task.IsCompleted) _running.TryRemove(id, out _);
+        return task;
     }
 
     /// <summary>Waits for every tracked task, at most <paramref name="timeout"/>; names those still running after it.</summary>

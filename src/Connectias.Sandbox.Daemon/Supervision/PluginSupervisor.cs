@@ -104,7 +104,7 @@ internal sealed class PluginSupervisor(
             throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded while it was loading", ErrorMetadata.For(plugin.Id));
         }
 
-        worker.Calls.Start(job => RunCallAsync(plugin, worker, job), worker.Lifetime.Token);
+        worker.Calls.Start($"calls of {plugin.Id}", job => RunCallAsync(plugin, worker, job), worker.Lifetime.Token, tasks);
         worker.Process.EnableRaisingEvents = true;
         worker.Process.Exited += (_, _) => tasks.Run($"exit of {plugin.Id}'s worker", () => OnWorkerExitedAsync(plugin, worker));
         if (worker.Process.HasExited) tasks.Run($"exit of {plugin.Id}'s worker", () => OnWorkerExitedAsync(plugin, worker));
