@@ -90,18 +90,23 @@ internal sealed class PluginSupervisor(
             throw new SandboxException(ErrorReason.InitFailed, $"the worker failed while loading {plugin.Id}: {e.Message}", ErrorMetadata.For(plugin.Id), e);
         }
 
-        var becameReady = lifecycle.TryTransition(plugin, ready with
+        // Serving first, then READY only while it still serves: a worker ended meanwhile (it broke the protocol,
+        // say) never becomes a READY plugin's worker, and one ended after READY is seen by its terminator.
+        var serving = worker.TryStartServing();
+        var becameReady = serving && lifecycle.TryTransition(plugin, ready with
         {
+            OnlyIf = p => worker.State == WorkerState.Serving && (ready.OnlyIf?.Invoke(p) ?? true),
             Apply = p =>
             {
                 p.Current = worker;
                 ready.Apply?.Invoke(p);
             },
         }).Applied;
-        if (!becameReady || !worker.TryStartServing())
+        if (!becameReady)
         {
+            var cause = worker.EndedBy;
             if (worker.TryBeginStopping(null)) await stopper.StopAsync(worker, graceful: false);
-            throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded while it was loading", ErrorMetadata.For(plugin.Id));
+            throw cause ?? new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded while it was loading", ErrorMetadata.For(plugin.Id));
         }
 
         worker.Calls.Start($"calls of {plugin.Id}", job => RunCallAsync(plugin, worker, job), worker.Lifetime.Token, tasks);
