@@ -1,16 +1,17 @@
 using System.Diagnostics;
 using Connectias.Sandbox.Benchmarks;
 using Connectias.Sandbox.Runtime;
+using Connectias.Sandbox.TestSupport;
 
 // One command, two parts: the worker's in-process cost of a call, then the whole path through the
 // daemon measured against a bare gRPC echo over a Unix socket run by this same process.
-var noop = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "plugins", "noop.wasm"));
+var noop = SamplePlugins.Wasm("noop");
 Console.WriteLine($"Connectias Sandbox benchmark - {Environment.ProcessorCount} cores, .NET {Environment.Version}, " +
                   $"{(typeof(InProcess).Assembly.GetCustomAttributes(false).OfType<DebuggableAttribute>().Any(a => a.IsJITOptimizerDisabled) ? "DEBUG build: figures are not representative" : "Release build")}");
 Console.WriteLine();
 InProcess.Run(noop);
 Console.WriteLine();
-await ThroughDaemon.RunAsync(noop);
+await ThroughDaemon.RunAsync();
 return 0;
 
 /// <summary>The worker-side cost of one Execute next to a bare typed Wasmtime call of the same function.</summary>

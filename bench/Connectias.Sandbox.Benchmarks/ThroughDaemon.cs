@@ -1,8 +1,6 @@
 using System.Diagnostics;
-using System.Text;
-using Connectias.Sandbox.Client;
 using Connectias.Sandbox.Contracts;
-using Connectias.Sandbox.Packaging;
+using Connectias.Sandbox.TestSupport;
 using Grpc.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -18,23 +16,15 @@ internal static class ThroughDaemon
     private const int ConcurrentCallers = 32;
     private static readonly TimeSpan ConcurrentWindow = TimeSpan.FromSeconds(4);
 
-    public static async Task RunAsync(byte[] noop)
+    public static async Task RunAsync()
     {
         var work = Directory.CreateTempSubdirectory("connectias-bench-").FullName;
         try
         {
             var (echoP50, echoP99, echoRate) = await MeasureEchoAsync(Path.Combine(work, "echo.sock"));
-            using var key = SigningKey.Generate(SignatureAlgorithm.Ec);
-            using var daemon = StartDaemon(work, key);
-            try
-            {
-                await MeasureDaemonAsync(noop, work, key, echoP50, echoP99, echoRate);
-            }
-            finally
-            {
-                using (var stop = Process.Start("kill", ["-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await stop.WaitForExitAsync();
-                if (!daemon.WaitForExit(15_000)) daemon.Kill(entireProcessTree: true);
-            }
+            // No policy file: the built-in policy, as an operator who wrote none gets.
+            using var daemon = DaemonProcess.Start(new DaemonStartInfo { PolicyJson = null });
+            await MeasureDaemonAsync(daemon, echoP50, echoP99, echoRate);
         }
         finally
         {
@@ -42,22 +32,22 @@ internal static class ThroughDaemon
         }
     }
 
-    private static async Task MeasureDaemonAsync(byte[] noop, string work, SigningKey key, double echoP50, double echoP99, double echoRate)
+    private static async Task MeasureDaemonAsync(DaemonProcess daemon, double echoP50, double echoP99, double echoRate)
     {
         {
-            using var client = SandboxClient.Connect(Path.Combine(work, "state", "run", "sandboxd.sock"));
+            using var client = daemon.Client();
 
             var loadTimes = new List<double>();
             for (var i = 0; i < 5; i++)
             {
-                var package = Package(noop, $"com.bench.load{i}", key);
+                var package = daemon.Package("noop", $"com.bench.load{i}");
                 var clock = Stopwatch.StartNew();
                 await client.LoadAsync(package);
                 loadTimes.Add(clock.Elapsed.TotalMilliseconds);
                 await client.UnloadAsync($"com.bench.load{i}");
             }
 
-            for (var p = 0; p < 4; p++) await client.LoadAsync(Package(noop, $"com.bench.noop{p}", key));
+            for (var p = 0; p < 4; p++) await client.LoadAsync(daemon.Package("noop", $"com.bench.noop{p}"));
             await Task.Delay(TimeSpan.FromSeconds(1.5)); // idle, and sampled by the daemon's monitor
             var idleRss = (await client.GetAsync("com.bench.noop0")).Usage.WorkerRssBytes;
 
@@ -127,30 +117,6 @@ internal static class ThroughDaemon
             }
         })));
         return completed / clock.Elapsed.TotalSeconds;
-    }
-
-    private static byte[] Package(byte[] module, string id, SigningKey key) => PackageSigner.Sign(PackageWriter.Write([
-        new PackageEntry("plugin.json", Encoding.UTF8.GetBytes($$"""{"id":"{{id}}","name":"noop","version":"1.0.0"}""")),
-        new PackageEntry("plugin.wasm", module),
-    ]), key);
-
-    private static Process StartDaemon(string work, SigningKey key)
-    {
-        var state = Path.Combine(work, "state");
-        Directory.CreateDirectory(Path.Combine(state, "trust"));
-        File.WriteAllText(Path.Combine(state, "trust", "bench.pub"), key.ExportPublicKeyPem());
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "connectias-sandboxd.dll"), "--state-dir", state, "--no-dev-key" }) start.ArgumentList.Add(arg);
-        start.Environment["Logging__LogLevel__Default"] = "Warning";
-        var process = Process.Start(start)!;
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginErrorReadLine();
-        var socket = Path.Combine(state, "run", "sandboxd.sock");
-        var clock = Stopwatch.StartNew();
-        while (!File.Exists(socket) && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(20);
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        return process;
     }
 
     private sealed class EchoService : Echo.EchoBase

@@ -207,25 +207,13 @@ public sealed class PackageCommandTests : IDisposable
     public void The_real_executable_prints_help_and_uses_its_exit_codes()
     {
         var dll = typeof(CliApp).Assembly.Location;
-        var help = RunProcess(dll, "--help");
+        var help = DotnetProgram.Run(dll, ["--help"]);
         Assert.Equal(0, help.ExitCode);
         foreach (var command in new[] { "keygen", "pack", "sign", "verify", "inspect" }) Assert.Contains(command, help.Output);
 
         File.WriteAllText(Path("junk.zip"), "junk");
-        var refused = RunProcess(dll, "verify", Path("junk.zip"), "--trust", Path("trust"));
+        var refused = DotnetProgram.Run(dll, ["verify", Path("junk.zip"), "--trust", Path("trust")]);
         Assert.Equal(1, refused.ExitCode);
         Assert.StartsWith("CORRUPTED_DATA:", refused.Error);
-    }
-
-    private static Result RunProcess(string dll, params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(dll);
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return new Result(process.ExitCode, output.Result, error);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Grpc.Health.V1;
@@ -9,34 +8,22 @@ namespace Connectias.Sandbox.Daemon.Tests;
 /// <summary>connectias-sandboxd's command line: help, refusals of bad settings, and the optional TCP listener.</summary>
 public class CommandLineTests
 {
-    private static (int ExitCode, string Output, string Error) Run(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "connectias-sandboxd.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEnd();
-        Assert.True(process.WaitForExit(30_000));
-        return (process.ExitCode, output.GetAwaiter().GetResult(), error);
-    }
-
     [Fact]
     public void Help_lists_every_flag_of_the_spec()
     {
-        var (code, output, _) = Run("--help");
+        var (code, output, _) = DaemonProcess.RunToExit("--help");
         Assert.Equal(0, code);
         foreach (var flag in new[] { "--socket", "--state-dir", "--trust-dir", "--policy", "--allow-unsigned", "--tcp" }) Assert.Contains(flag, output);
     }
 
     [Fact]
     public void An_unknown_option_is_refused_with_exit_2() =>
-        Assert.Equal(2, Run("--frobnicate").ExitCode);
+        Assert.Equal(2, DaemonProcess.RunToExit("--frobnicate").ExitCode);
 
     [Fact]
     public void A_tcp_setting_that_is_not_ip_and_port_is_refused()
     {
-        var (code, _, error) = Run("--tcp", "localhost", "--state-dir", Path.Combine(Path.GetTempPath(), "never-created"));
+        var (code, _, error) = DaemonProcess.RunToExit("--tcp", "localhost", "--state-dir", Path.Combine(Path.GetTempPath(), "never-created"));
         Assert.Equal(2, code);
         Assert.Contains("not IP:PORT", error);
     }
@@ -47,7 +34,7 @@ public class CommandLineTests
         var state = Directory.CreateTempSubdirectory("connectias-badpolicy-").FullName;
         var policy = Path.Combine(state, "policy.json");
         File.WriteAllText(policy, """{ "default": { "permissions": ["root"] } }""");
-        var (code, _, error) = Run("--state-dir", state, "--policy", policy);
+        var (code, _, error) = DaemonProcess.RunToExit("--state-dir", state, "--policy", policy);
         Assert.Equal(1, code);
         Assert.Contains("default.permissions", error);
         Assert.Contains("root", error);
@@ -92,14 +79,8 @@ public class WorkerExecutableTests
     [Fact]
     public void A_missing_worker_executable_stops_the_daemon()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "connectias-sandboxd.dll"), "--state-dir", Path.Combine(Path.GetTempPath(), "never-created-either") })
-            start.ArgumentList.Add(arg);
-        start.Environment["Sandbox__WorkerExecutable"] = "/nonexistent/worker";
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEnd();
-        Assert.True(process.WaitForExit(30_000));
-        Assert.Equal(1, process.ExitCode);
+        var (code, _, error) = DaemonProcess.RunToExit(["--state-dir", Path.Combine(Path.GetTempPath(), "never-created-either")], [("WorkerExecutable", "/nonexistent/worker")]);
+        Assert.Equal(1, code);
         Assert.Contains("WorkerExecutable '/nonexistent/worker' does not exist", error);
     }
 }

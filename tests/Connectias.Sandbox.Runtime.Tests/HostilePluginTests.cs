@@ -244,7 +244,7 @@ public class HostilePluginTests(EngineFixture fixture) : RuntimeTestBase(fixture
     [Fact]
     public void Bytes_that_do_not_validate_are_CORRUPTED_DATA()
     {
-        var module = TestPlugins.Bytes("noop");
+        var module = SamplePlugins.Wasm("noop");
         module[^3] ^= 0xFF; // inside the code section
         var error = Assert.Throws<SandboxException>(() => PluginInstance.Load(Engine, Setup("noop") is var setup
             ? new PluginSetup { PluginId = setup.PluginId, Module = module } : null!));

@@ -15,7 +15,7 @@ internal static class WorkerRequests
         {
             PluginId = "com.example." + plugin.Replace('_', '-'),
             PluginVersion = "1.0.0",
-            Module = Google.Protobuf.ByteString.CopyFrom(File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "plugins", plugin + ".wasm"))),
+            Module = Google.Protobuf.ByteString.CopyFrom(SamplePlugins.Wasm(plugin)),
             Limits = new WorkerLimits
             {
                 MemoryBytes = 32 * 1024 * 1024,

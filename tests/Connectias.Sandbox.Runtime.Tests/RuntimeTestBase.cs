@@ -1,16 +1,5 @@
 namespace Connectias.Sandbox.Runtime.Tests;
 
-/// <summary>The sample plugins, built from samples/plugins into this test's output directory.</summary>
-internal static class TestPlugins
-{
-    public static byte[] Bytes(string name)
-    {
-        var path = Path.Combine(AppContext.BaseDirectory, "plugins", name + ".wasm");
-        Assert.True(File.Exists(path), $"sample plugin {path} was not built");
-        return File.ReadAllBytes(path);
-    }
-}
-
 /// <summary>One engine for the whole test run, as one worker process has.</summary>
 public sealed class EngineFixture : IDisposable
 {
@@ -65,7 +54,7 @@ public abstract class RuntimeTestBase(EngineFixture fixture) : IDisposable
     {
         PluginId = "com.example." + plugin.Replace('_', '-'),
         Version = "1.0.0",
-        Module = TestPlugins.Bytes(plugin),
+        Module = SamplePlugins.Wasm(plugin),
         Limits = limits ?? ResourceLimits.Defaults,
         Permissions = permissions ?? new HashSet<Permission>(),
         DeclaredCommands = commands,

@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Connectias.Sandbox.FakeWorker;
+using Connectias.Sandbox.V1;
+using Grpc.Core;
+
+namespace Connectias.Sandbox.Daemon.Tests;
+
+/// <summary>
+/// Workers that break the worker protocol, played by the fake worker: each gets its SPEC reason, leaves no
+/// process and no run directory behind, and the daemon goes on serving real plugins. The tests of one class run
+/// one at a time, so they share a daemon and switch its worker between loads.
+/// </summary>
+public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixture<FakeWorkerDaemon>
+{
+    private const string HelloPermissions = ",\"permissions\":[\"storage\",\"system_info\"]";
+
+    /// <summary>Long enough for a loaded 2-core machine, short enough that a daemon that never acts fails the test.</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(15);
+
+    [Fact]
+    public async Task A_malformed_handshake_fails_the_load_with_INIT_FAILED()
+    {
+        var error = await LoadRefused(shared, Behaviour.BadHandshake, StatusCode.FailedPrecondition, ErrorReason.InitFailed);
+        Assert.Contains("handshake", error.Message, StringComparison.OrdinalIgnoreCase);
+        await AssertNotLoaded(shared, Behaviour.BadHandshake);
+        await AssertCleanAndServing(shared, Behaviour.BadHandshake);
+    }
+
+    [Fact]
+    public async Task No_handshake_within_the_start_timeout_fails_the_load_with_RESOURCE_EXHAUSTED()
+    {
+        using var daemon = FakeWorkerDaemon.Start(("WorkerStartTimeoutMs", "1500"));
+        var clock = Stopwatch.StartNew();
+        var error = await LoadRefused(daemon, Behaviour.NoHandshake, StatusCode.ResourceExhausted, ErrorReason.ResourceExhausted);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(1500), Patience);
+        Assert.Contains("handshake", error.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("within", error.Message, StringComparison.OrdinalIgnoreCase);
+        await AssertNotLoaded(daemon, Behaviour.NoHandshake);
+        await AssertCleanAndServing(daemon, Behaviour.NoHandshake);
+    }
+
+    [Fact]
+    public async Task A_worker_that_exits_before_its_handshake_fails_the_load_with_INIT_FAILED()
+    {
+        await LoadRefused(shared, Behaviour.ExitBeforeHandshake, StatusCode.FailedPrecondition, ErrorReason.InitFailed);
+        await AssertNotLoaded(shared, Behaviour.ExitBeforeHandshake);
+        await AssertCleanAndServing(shared, Behaviour.ExitBeforeHandshake);
+    }
+
+    [Fact]
+    public async Task A_worker_that_exits_during_Load_fails_the_load_with_INIT_FAILED()
+    {
+        await LoadRefused(shared, Behaviour.ExitDuringLoad, StatusCode.FailedPrecondition, ErrorReason.InitFailed);
+        await AssertNotLoaded(shared, Behaviour.ExitDuringLoad);
+        await AssertCleanAndServing(shared, Behaviour.ExitDuringLoad);
+    }
+
+    [Fact]
+    public async Task Stray_output_on_stdout_terminates_the_plugin_as_a_SECURITY_VIOLATION_and_is_audited()
+    {
+        var id = IdFor(Behaviour.StrayStdout);
+        shared.UseWorker(Behaviour.StrayStdout);
+        using var client = shared.Daemon.Client();
+        Assert.Equal(PluginState.Ready, (await client.LoadAsync(shared.Daemon.Package("noop", id))).State);
+
+        var info = await ApiErrorTests.WaitForState(client, id, PluginState.Terminated);
+        Assert.Equal(PluginState.Terminated, info.State);
+        Assert.Equal("SECURITY_VIOLATION", info.StateReason);
+        Assert.True(await Eventually(() => AuditEvents(shared.Daemon).Contains(("SECURITY_VIOLATION", id))),
+            $"no SECURITY_VIOLATION record for {id} in {shared.Daemon.AuditPath}");
+        await AssertCleanAndServing(shared, Behaviour.StrayStdout);
+    }
+
+    [Fact]
+    public async Task A_worker_that_dies_in_a_call_fails_it_with_PLUGIN_CRASHED_and_the_plugin_is_CRASHED()
+    {
+        var id = IdFor(Behaviour.CrashMidCall);
+        shared.UseWorker(Behaviour.CrashMidCall);
+        using var client = shared.Daemon.Client();
+        await client.LoadAsync(shared.Daemon.Package("noop", id));
+
+        var error = await ApiErrorTests.Refused(() => client.ExecuteAsync(id, "run"), StatusCode.Unavailable, "PLUGIN_CRASHED", id);
+        Assert.Equal(ErrorReason.PluginCrashed, error.Reason);
+        var info = await ApiErrorTests.WaitForState(client, id, PluginState.Crashed);
+        Assert.Equal(PluginState.Crashed, info.State);
+        Assert.Equal("PLUGIN_CRASHED", info.StateReason);
+        await AssertCleanAndServing(shared, Behaviour.CrashMidCall);
+    }
+
+    [Fact]
+    public async Task A_worker_that_hangs_in_a_call_is_killed_after_the_timeout_and_its_grace_with_TIMEOUT()
+    {
+        var id = IdFor(Behaviour.HangMidCall);
+        shared.UseWorker(Behaviour.HangMidCall);
+        using var client = shared.Daemon.Client();
+        Assert.Equal(1000UL, (await client.LoadAsync(shared.Daemon.Package("noop", id))).Limits.TimeoutMs);
+
+        var clock = Stopwatch.StartNew();
+        var error = await ApiErrorTests.Refused(() => client.ExecuteAsync(id, "run"), StatusCode.DeadlineExceeded, "TIMEOUT", id);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), Patience);
+        Assert.Equal(ErrorReason.Timeout, error.Reason);
+        var info = await ApiErrorTests.WaitForState(client, id, PluginState.Terminated);
+        Assert.Equal(PluginState.Terminated, info.State);
+        Assert.Equal("TIMEOUT", info.StateReason);
+        await AssertCleanAndServing(shared, Behaviour.HangMidCall);
+    }
+
+    private static string IdFor(string behaviour) => "com.test." + behaviour;
+
+    /// <summary>Loads a package with the worker playing <paramref name="behaviour"/>; the load must be refused with <paramref name="reason"/>.</summary>
+    private static async Task<SandboxException> LoadRefused(FakeWorkerDaemon daemon, string behaviour, StatusCode status, ErrorReason reason)
+    {
+        var id = IdFor(behaviour);
+        daemon.UseWorker(behaviour);
+        using var client = daemon.Daemon.Client();
+        var error = await ApiErrorTests.Refused(() => client.LoadAsync(daemon.Daemon.Package("noop", id)), status, reason.WireName(), id);
+        Assert.Equal(reason, error.Reason);
+        return error;
+    }
+
+    /// <summary>A load that failed leaves no plugin of that id.</summary>
+    private static async Task AssertNotLoaded(FakeWorkerDaemon daemon, string behaviour)
+    {
+        using var client = daemon.Daemon.Client();
+        await ApiErrorTests.Refused(() => client.GetAsync(IdFor(behaviour)), StatusCode.NotFound, "PLUGIN_NOT_FOUND");
+    }
+
+    /// <summary>
+    /// No fake worker is alive and the plugin has no run directory left (the daemon may still be reaping, so both
+    /// get a bounded wait); then, with the real worker, the daemon loads and runs the hello sample.
+    /// </summary>
+    private static async Task AssertCleanAndServing(FakeWorkerDaemon daemon, string behaviour)
+    {
+        var id = IdFor(behaviour);
+        await Eventually(() => FakeWorkerDaemon.LiveFakeWorkers().Count == 0 && daemon.Daemon.PluginRunDirectories(id).Count == 0);
+        Assert.Empty(FakeWorkerDaemon.LiveFakeWorkers());
+        Assert.Empty(daemon.Daemon.PluginRunDirectories(id));
+
+        daemon.UseWorker(FakeWorkerDaemon.RealWorker);
+        using var client = daemon.Daemon.Client();
+        var healthy = id + "-after";
+        await client.LoadAsync(daemon.Daemon.Package("hello", healthy, HelloPermissions));
+        Assert.Equal("Hello, still serving!", (await client.ExecuteAsync(healthy, "greet", "still serving"u8.ToArray())).Output.ToStringUtf8());
+        await client.UnloadAsync(healthy);
+    }
+
+    private static async Task<bool> Eventually(Func<bool> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > Patience) return false;
+            await Task.Delay(50);
+        }
+
+        return true;
+    }
+
+    private static HashSet<(string Event, string PluginId)> AuditEvents(DaemonProcess daemon)
+    {
+        var events = new HashSet<(string, string)>();
+        using var reader = new StreamReader(new FileStream(daemon.AuditPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+        while (reader.ReadLine() is { } line)
+        {
+            try
+            {
+                using var record = JsonDocument.Parse(line);
+                events.Add((record.RootElement.GetProperty("event").GetString()!, record.RootElement.GetProperty("plugin_id").GetString()!));
+            }
+            catch (JsonException)
+            {
+                // the daemon was appending this line as we read it: it is read whole next time
+            }
+        }
+
+        return events;
+    }
+}

@@ -1,0 +1,37 @@
+namespace Connectias.Sandbox.FakeWorker;
+
+/// <summary>The ways the fake worker misbehaves, chosen with --behaviour NAME.</summary>
+public static class Behaviour
+{
+    /// <summary>Prints a handshake line whose version field is not a number, then waits to be killed.</summary>
+    public const string BadHandshake = "bad-handshake";
+
+    /// <summary>Prints nothing and waits to be killed.</summary>
+    public const string NoHandshake = "no-handshake";
+
+    /// <summary>Exits with status 1 before printing anything.</summary>
+    public const string ExitBeforeHandshake = "exit-before-handshake";
+
+    /// <summary>Hands shake and serves; Load exits the process with <see cref="CrashStatus"/>.</summary>
+    public const string ExitDuringLoad = "exit-during-load";
+
+    /// <summary>Hands shake and serves; a second after Load has answered it writes a junk line to stdout.</summary>
+    public const string StrayStdout = "stray-stdout";
+
+    /// <summary>Hands shake and serves; Load succeeds, Execute exits the process with <see cref="CrashStatus"/>.</summary>
+    public const string CrashMidCall = "crash-mid-call";
+
+    /// <summary>Hands shake and serves; Load succeeds, Execute never returns.</summary>
+    public const string HangMidCall = "hang-mid-call";
+
+    /// <summary>The exit status of a worker that dies in a call (EX_SOFTWARE).</summary>
+    public const int CrashStatus = 70;
+
+    /// <summary>What a stray-stdout worker writes where only the handshake may appear.</summary>
+    public const string StrayLine = "fake worker: this line breaks the worker protocol";
+
+    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
+    {
+        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall,
+    };
+}

@@ -1,0 +1,67 @@
+using System.Globalization;
+using Connectias.Sandbox.FakeWorker;
+using Connectias.Sandbox.WorkerProtocol;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+// Started like the real worker, plus --behaviour: `fake-worker --behaviour NAME --socket PATH [--parent-pid PID]`.
+// stdout carries exactly what the behaviour prints; everything else, the framework's too, goes to stderr.
+var stdout = new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = true };
+Console.SetOut(Console.Error);
+
+string? behaviour = null, socketPath = null;
+int? parentPid = null;
+for (var i = 0; i + 1 < args.Length; i += 2)
+{
+    switch (args[i])
+    {
+        case "--behaviour":
+            behaviour = args[i + 1];
+            break;
+        case "--socket":
+            socketPath = args[i + 1];
+            break;
+        case "--parent-pid":
+            parentPid = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
+            break;
+        default:
+            return Usage($"unknown argument '{args[i]}'");
+    }
+}
+
+if (args.Length % 2 != 0) return Usage($"'{args[^1]}' has no value");
+if (behaviour is null || !Behaviour.All.Contains(behaviour)) return Usage($"unknown behaviour '{behaviour}'");
+if (socketPath is null) return Usage("no --socket");
+
+if (parentPid is { } parent) ProcessExit.WithParent(parent);
+Console.Error.WriteLine($"fake worker: {behaviour}");
+switch (behaviour)
+{
+    case Behaviour.ExitBeforeHandshake:
+        return 1;
+    case Behaviour.NoHandshake:
+        Thread.Sleep(Timeout.Infinite);
+        return 0;
+    case Behaviour.BadHandshake:
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{WorkerHandshake.Prefix}|one|unix|{socketPath}|{Environment.ProcessId}"));
+        Thread.Sleep(Timeout.Infinite);
+        return 0;
+}
+
+if (File.Exists(socketPath)) File.Delete(socketPath);
+var builder = WebApplication.CreateSlimBuilder();
+builder.Logging.ClearProviders();
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socketPath, listen => listen.Protocols = HttpProtocols.Http2));
+builder.Services.AddGrpc();
+builder.Services.AddSingleton(new FakeWorkerOptions(behaviour, stdout));
+var app = builder.Build();
+app.MapGrpcService<FakeWorkerService>();
+await app.StartAsync();
+stdout.WriteLine(WorkerHandshake.Format(socketPath, Environment.ProcessId));
+await app.WaitForShutdownAsync();
+return 0;
+
+static int Usage(string problem)
+{
+    Console.Error.WriteLine($"fake worker: {problem}; usage: --behaviour {string.Join('|', Behaviour.All)} --socket PATH [--parent-pid PID]");
+    return 2;
+}
