@@ -54,7 +54,7 @@ public sealed class DaemonProcess : IDisposable
     /// <summary>Starts a daemon that trusts a fresh test key and returns once it listens.</summary>
     public static DaemonProcess Start(DaemonStartInfo info)
     {
-        var stateDir = Directory.CreateTempSubdirectory("connectias-daemon-").FullName;
+        var stateDir = info.StateDir ?? Directory.CreateTempSubdirectory("connectias-daemon-").FullName;
         var trust = Directory.CreateDirectory(Path.Combine(stateDir, "trust")).FullName;
         var key = SigningKey.Generate(SignatureAlgorithm.Ec);
         File.WriteAllText(Path.Combine(trust, "test.pub"), key.ExportPublicKeyPem());

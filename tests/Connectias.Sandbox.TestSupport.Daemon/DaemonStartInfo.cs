@@ -9,6 +9,9 @@ public sealed record DaemonStartInfo
     /// <summary>Sandbox:* settings, passed as Sandbox__NAME environment variables.</summary>
     public IReadOnlyList<(string Name, string Value)> Settings { get; init; } = [];
 
+    /// <summary>An existing state directory to start on (a restart after a killed daemon, say); null makes a fresh one.</summary>
+    public string? StateDir { get; init; }
+
     /// <summary>Command-line arguments after the ones every test daemon gets (--state-dir, --policy, --no-dev-key), e.g. --sandbox none.</summary>
     public IReadOnlyList<string> Arguments { get; init; } = [];
 }
