@@ -169,6 +169,7 @@ public class ApiErrorTests(SharedDaemon shared)
         var error = await Assert.ThrowsAnyAsync<Exception>(() => client.ExecuteAsync("com.test.sleeper", "run", default, TimeSpan.FromMilliseconds(400)));
         var rpc = error as RpcException ?? error.InnerException as RpcException;
         Assert.Equal(StatusCode.DeadlineExceeded, rpc!.StatusCode);
+        Assert.Equal(ErrorReason.Timeout, Assert.IsType<SandboxException>(error).Reason); // SPEC §8: a client deadline is TIMEOUT too
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5));
         // Never left spinning: either the worker stopped at the same deadline and the plugin was terminated,
         // or (on a busy machine) the deadline passed while the call still queued and it never ran.

@@ -103,9 +103,15 @@ public sealed class SandboxClient : IDisposable
         }
     }
 
-    /// <summary>A sandbox refusal becomes a SandboxException; a status without sandbox ErrorInfo means the daemon was not reached.</summary>
+    /// <summary>
+    /// A sandbox refusal becomes a SandboxException, and so does the caller's own deadline passing
+    /// (<c>TIMEOUT</c>, SPEC §8); a status without sandbox ErrorInfo otherwise means the daemon was not reached.
+    /// </summary>
     private Exception Translate(RpcException e) =>
-        (Exception?)ErrorStatus.FromRpcException(e) ?? (e.StatusCode == StatusCode.Unavailable
-            ? new SandboxUnavailableException($"cannot reach connectias-sandboxd at {Endpoint}: {Innermost(e.Status.DebugException)?.Message ?? e.Status.Detail}", e)
-            : (Exception)e);
+        (Exception?)ErrorStatus.FromRpcException(e) ?? e.StatusCode switch
+        {
+            StatusCode.DeadlineExceeded => new SandboxException(ErrorReason.Timeout, $"the call's deadline passed before connectias-sandboxd answered ({e.Status.Detail})", null, e),
+            StatusCode.Unavailable => new SandboxUnavailableException($"cannot reach connectias-sandboxd at {Endpoint}: {Innermost(e.Status.DebugException)?.Message ?? e.Status.Detail}", e),
+            _ => e,
+        };
 }
