@@ -67,7 +67,8 @@ public class LifecycleTests(SharedDaemon shared)
         var ownNet = new FileInfo("/proc/self/ns/net").LinkTarget;
         var workerNets = Descendants(info.Pid).Select(pid => new FileInfo($"/proc/{pid}/ns/net").LinkTarget).ToList();
         Assert.NotEmpty(workerNets);
-        Assert.All(workerNets.Skip(1), net => Assert.NotEqual(ownNet, net)); // everything inside bubblewrap
+        Assert.All(workerNets, net => Assert.NotEqual(ownNet, net)); // the pid shown is the worker's own, inside bubblewrap
+        Assert.Contains("connectias-sandbox-worker", File.ReadAllText($"/proc/{info.Pid}/cmdline"));
     }
 
     [Fact]

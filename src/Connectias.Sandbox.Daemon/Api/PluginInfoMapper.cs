@@ -29,7 +29,7 @@ internal static class PluginInfoMapper
             info.StateReason = plugin.StateReason;
             info.StateMessage = plugin.StateMessage;
             info.Restarts = plugin.Restarts;
-            info.Pid = plugin.State == PluginState.Ready && plugin.Current is { } current ? current.Pid : 0;
+            info.Pid = plugin.State == PluginState.Ready && plugin.Current is { } current ? current.WorkerPid : 0;
         }
 
         info.GrantedPermissions.AddRange(manifest.Permissions.Select(p => p.WireName()));

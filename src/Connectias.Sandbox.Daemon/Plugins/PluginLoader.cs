@@ -41,7 +41,7 @@ internal sealed class PluginLoader(
                     json.WriteString("version", manifest.Version.ToString());
                     json.WriteString("source", source);
                     json.WriteString("signer", registered.Signer.Fingerprint ?? "unsigned");
-                    json.WriteNumber("pid", registered.Current!.Pid);
+                    json.WriteNumber("pid", registered.Current!.WorkerPid);
                     json.WriteString("sandbox", supervisor.UsesBubblewrap ? "bubblewrap" : "process");
                 },
             }, cancellation);
@@ -51,7 +51,7 @@ internal sealed class PluginLoader(
                 foreach (var permission in manifest.Permissions) json.WriteStringValue(permission.WireName());
                 json.WriteEndArray();
             });
-            logger.LogInformation("loaded {PluginId} {Version} (pid {Pid}, signer {Signer})", plugin.Id, manifest.Version, plugin.Current!.Pid, plugin.Signer.Fingerprint ?? "unsigned");
+            logger.LogInformation("loaded {PluginId} {Version} (pid {Pid}, signer {Signer})", plugin.Id, manifest.Version, plugin.Current!.WorkerPid, plugin.Signer.Fingerprint ?? "unsigned");
             return plugin;
         }
         catch (SandboxException e)

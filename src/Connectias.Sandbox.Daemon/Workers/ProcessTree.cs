@@ -45,6 +45,32 @@ internal static partial class ProcessTree
         return all;
     }
 
+    /// <summary>
+    /// The host pid of the process in <paramref name="rootPid"/>'s tree that calls itself <paramref name="namespacePid"/>
+    /// in its own PID namespace (the last field of <c>NSpid</c> in /proc/PID/status): how a worker inside
+    /// bubblewrap, which only knows its namespace pid, is found from outside. Null when none matches.
+    /// </summary>
+    public static int? HostPidOf(int rootPid, int namespacePid)
+    {
+        foreach (var pid in WithDescendants(rootPid))
+        {
+            try
+            {
+                var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("NSpid:", StringComparison.Ordinal));
+                var fields = line?["NSpid:".Length..].Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+                if (fields is { Length: > 0 } && int.TryParse(fields[^1], System.Globalization.CultureInfo.InvariantCulture, out var inner) && inner == namespacePid &&
+                    (fields.Length > 1 || pid == namespacePid))
+                    return pid;
+            }
+            catch (IOException)
+            {
+                // ended while we looked
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Resident memory of the whole tree, in bytes.</summary>
     public static long RssBytes(IEnumerable<int> pids) => pids.Sum(pid =>
     {

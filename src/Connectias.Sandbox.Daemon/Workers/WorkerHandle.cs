@@ -30,11 +30,12 @@ internal sealed class WorkerHandle : IDisposable
 {
     private readonly Lock _sync = new();
 
-    public WorkerHandle(int number, Process process, string socketPath, string runDirectory, int queueLimit)
+    public WorkerHandle(int number, Process process, int workerPid, string socketPath, string runDirectory, int queueLimit)
     {
         Number = number;
         Process = process;
         Pid = process.Id;
+        WorkerPid = workerPid;
         SocketPath = socketPath;
         RunDirectory = runDirectory;
         Channel = UnixSocketChannel.Create(socketPath);
@@ -45,7 +46,12 @@ internal sealed class WorkerHandle : IDisposable
     /// <summary>Counts workers over the daemon's life; part of the run directory's name.</summary>
     public int Number { get; }
     public Process Process { get; }
+
+    /// <summary>The process the daemon started: the worker itself, or bubblewrap around it. Its tree is what is killed.</summary>
     public int Pid { get; }
+
+    /// <summary>The worker process's own pid as the host sees it (inside bubblewrap, a grandchild of <see cref="Pid"/>): what users are shown.</summary>
+    public int WorkerPid { get; }
     public string SocketPath { get; }
     public string RunDirectory { get; }
     public GrpcChannel Channel { get; }

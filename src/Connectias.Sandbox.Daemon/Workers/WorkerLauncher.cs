@@ -71,7 +71,9 @@ internal sealed class WorkerLauncher : IDisposable
                 throw new SandboxException(ErrorReason.InitFailed, what + (stderr.Length > 0 ? ": " + stderr : ""));
             }
 
-            return new WorkerHandle(number, process, socket, runDirectory, _options.QueueLimit);
+            // The handshake names the worker's pid in its own PID namespace; inside bubblewrap that is not the host's.
+            var workerPid = UseBubblewrap ? ProcessTree.HostPidOf(process.Id, handshake.Pid) ?? process.Id : process.Id;
+            return new WorkerHandle(number, process, workerPid, socket, runDirectory, _options.QueueLimit);
         }
         catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
         {
