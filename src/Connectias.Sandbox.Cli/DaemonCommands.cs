@@ -15,27 +15,41 @@ internal static class DaemonCommands
         Recursive = true,
     };
 
-    public static IEnumerable<Command> Create(TextWriter output, TextWriter error)
+    private static readonly Option<Uri?> Address = new("--address")
+    {
+        Description = "a daemon's TCP listener instead of a socket (one started with --tcp), e.g. http://127.0.0.1:7700",
+        Recursive = true,
+    };
+
+    public static IEnumerable<Command> Create(TextWriter output, TextWriter error, Func<Stream> input)
     {
         yield return Load(output);
-        yield return Exec(output, error);
+        yield return Exec(output, error, input);
         yield return Ps(output);
         yield return Unload(output);
         yield return Events(output);
         yield return AuditCommand(output, error);
     }
 
-    private static SandboxClient Connect(ParseResult parse) => SandboxClient.Connect(parse.GetValue(Socket));
+    private static SandboxClient Connect(ParseResult parse)
+    {
+        if (parse.GetValue(Address) is not { } address) return SandboxClient.Connect(parse.GetValue(Socket));
+        if (parse.GetValue(Socket) is not null) throw new UsageException("give --socket or --address, not both");
+        if (!address.IsAbsoluteUri || address.Scheme is not ("http" or "https"))
+            throw new UsageException($"--address '{address}' is not a daemon address such as http://127.0.0.1:7700");
+        return SandboxClient.ConnectAddress(address);
+    }
 
     private static Command Load(TextWriter output)
     {
         var file = new Argument<FileInfo>("FILE") { Description = "plugin package (.zip)" };
         var byPath = new Option<bool>("--by-path") { Description = "send the path for the daemon to read instead of the bytes" };
-        var command = new Command("load", "Load a plugin package into the daemon; prints the plugin once it is READY.") { file, byPath, Socket };
+        var command = new Command("load", "Load a plugin package into the daemon; prints the plugin once it is READY.") { file, byPath, Socket, Address };
         command.SetAction(async (parse, cancellation) =>
         {
-            using var client = Connect(parse);
             var path = parse.GetValue(file)!.FullName;
+            if (Directory.Exists(path)) throw new IOException($"{path} is a directory; load takes a package file (make one with 'connectias pack {path}')");
+            using var client = Connect(parse);
             var plugin = parse.GetValue(byPath)
                 ? await client.LoadFromPathAsync(path, cancellation)
                 : await client.LoadAsync(await File.ReadAllBytesAsync(path, cancellation), cancellation);
@@ -47,18 +61,24 @@ internal static class DaemonCommands
         return command;
     }
 
-    private static Command Exec(TextWriter output, TextWriter error)
+    private static Command Exec(TextWriter output, TextWriter error, Func<Stream> input)
     {
         var id = new Argument<string>("ID") { Description = "plugin id" };
         var name = new Argument<string>("COMMAND") { Description = "command name" };
-        var args = new Argument<string?>("ARGS") { Description = "arguments, passed as UTF-8 bytes (JSON by convention)", Arity = ArgumentArity.ZeroOrOne };
-        var timeout = new Option<int?>("--timeout") { Description = "client deadline in milliseconds" };
+        var args = new Argument<string?>("ARGS")
+        {
+            Description = "arguments, passed as UTF-8 bytes (JSON by convention) exactly as given, a leading '@' included; '-' reads them from standard input",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var argsFile = new Option<FileInfo?>("--args-file") { Description = "read the arguments from FILE, any size and any bytes" };
+        var timeout = new Option<int?>("--timeout") { Description = "client deadline in milliseconds; when it passes: TIMEOUT, exit 1" };
         var stats = new Option<bool>("--stats") { Description = "also print fuel, duration and memory to stderr" };
-        var command = new Command("exec", "Run a command in a loaded plugin and print its output.") { id, name, args, timeout, stats, Socket };
+        var command = new Command("exec", "Run a command in a loaded plugin and print its output.") { id, name, args, argsFile, timeout, stats, Socket, Address };
         command.SetAction(async (parse, cancellation) =>
         {
+            var bytes = await ArgumentBytesAsync(parse.GetValue(args), parse.GetValue(argsFile), input, cancellation);
             using var client = Connect(parse);
-            var response = await client.ExecuteAsync(parse.GetValue(id)!, parse.GetValue(name)!, Encoding.UTF8.GetBytes(parse.GetValue(args) ?? ""),
+            var response = await client.ExecuteAsync(parse.GetValue(id)!, parse.GetValue(name)!, bytes,
                 parse.GetValue(timeout) is { } ms ? TimeSpan.FromMilliseconds(ms) : null, cancellation);
             var text = response.Output.ToStringUtf8();
             output.Write(text);
@@ -70,13 +90,25 @@ internal static class DaemonCommands
         return command;
     }
 
+    /// <summary>The call's argument bytes: ARGS as UTF-8, standard input for '-', or a file (for what a shell cannot pass, ~128 KiB and up).</summary>
+    private static async Task<byte[]> ArgumentBytesAsync(string? args, FileInfo? file, Func<Stream> input, CancellationToken cancellation)
+    {
+        if (file is not null && args is not null) throw new UsageException("give ARGS or --args-file, not both");
+        if (file is not null) return await File.ReadAllBytesAsync(file.FullName, cancellation);
+        if (args != "-") return Encoding.UTF8.GetBytes(args ?? "");
+        using var buffer = new MemoryStream();
+        await using (var stdin = input()) await stdin.CopyToAsync(buffer, cancellation);
+        return buffer.ToArray();
+    }
+
     private static Command Ps(TextWriter output)
     {
-        var command = new Command("ps", "List the daemon's plugins with state, worker and usage.") { Socket };
+        var all = new Option<bool>("--all", "-a") { Description = "also list recently unloaded plugins" };
+        var command = new Command("ps", "List the daemon's live plugins with state, worker pid and usage.") { all, Socket, Address };
         command.SetAction(async (parse, cancellation) =>
         {
             using var client = Connect(parse);
-            var plugins = await client.ListAsync(cancellation);
+            var plugins = (await client.ListAsync(cancellation)).Where(p => parse.GetValue(all) || p.State != PluginState.Unloaded);
             output.WriteLine($"{"ID",-32} {"VERSION",-10} {"STATE",-10} {"PID",7} {"CALLS",7} {"FAIL",5} {"MEMORY",10} {"RSS",10}  SIGNER");
             foreach (var plugin in plugins)
             {
@@ -93,13 +125,17 @@ internal static class DaemonCommands
     private static Command Unload(TextWriter output)
     {
         var id = new Argument<string>("ID") { Description = "plugin id" };
-        var command = new Command("unload", "Unload a plugin and print its cleanup report.") { id, Socket };
+        var command = new Command("unload", "Unload a plugin and print its cleanup report.") { id, Socket, Address };
         command.SetAction(async (parse, cancellation) =>
         {
             using var client = Connect(parse);
+            // A terminated or crashed plugin has no worker left to run plugin_cleanup in: say so, not "not exported".
+            var before = await client.GetAsync(parse.GetValue(id)!, cancellation);
             var report = await client.UnloadAsync(parse.GetValue(id)!, cancellation);
-            output.WriteLine($"unloaded {report.PluginId} in {report.DurationUs / 1000.0:F1} ms; plugin_cleanup " +
-                             (report.PluginCleanupCalled ? $"returned {report.PluginCleanupCode}" : "not exported"));
+            var cleanup = report.PluginCleanupCalled ? $"returned {report.PluginCleanupCode}"
+                : before.State is PluginState.Terminated or PluginState.Crashed ? $"not run (the plugin was already {before.State}: {before.StateReason})"
+                : "not exported";
+            output.WriteLine($"unloaded {report.PluginId} in {report.DurationUs / 1000.0:F1} ms; plugin_cleanup {cleanup}");
             foreach (var issue in report.Issues) output.WriteLine($"issue: {issue.Kind}: {issue.Detail}");
             if (report.Issues.Count == 0) output.WriteLine("cleanup verified: no issues");
             return ExitCodes.Success;
@@ -110,7 +146,7 @@ internal static class DaemonCommands
     private static Command Events(TextWriter output)
     {
         var plugin = new Option<string?>("--plugin", "-p") { Description = "only this plugin's events" };
-        var command = new Command("events", "Follow lifecycle changes, violations and audit records until interrupted.") { plugin, Socket };
+        var command = new Command("events", "Follow lifecycle changes, violations and audit records until interrupted.") { plugin, Socket, Address };
         command.SetAction(async (parse, cancellation) =>
         {
             using var client = Connect(parse);

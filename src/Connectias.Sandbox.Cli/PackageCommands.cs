@@ -25,6 +25,10 @@ internal static class PackageCommands
         };
         algorithm.AcceptOnlyFromAmong("ec", "rsa");
         var bits = new Option<int>("--bits") { Description = "RSA key size; at least 2048", DefaultValueFactory = _ => 3072 };
+        bits.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < TrustStore.MinRsaBits) result.AddError($"--bits must be at least {TrustStore.MinRsaBits}");
+        });
         var prefix = new Option<string>("--out", "-o")
         {
             Description = "writes PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (PEM PUBLIC KEY)",
@@ -37,8 +41,6 @@ internal static class PackageCommands
         command.SetAction(parse =>
         {
             var kind = parse.GetValue(algorithm) == "rsa" ? SignatureAlgorithm.Rsa : SignatureAlgorithm.Ec;
-            if (kind == SignatureAlgorithm.Rsa && parse.GetValue(bits) < TrustStore.MinRsaBits)
-                throw new InvalidOperationException($"--bits must be at least {TrustStore.MinRsaBits}");
             var keyPath = parse.GetValue(prefix) + ".key";
             var publicPath = parse.GetValue(prefix) + ".pub";
             foreach (var path in new[] { keyPath, publicPath })
@@ -60,7 +62,8 @@ internal static class PackageCommands
         var directory = new Argument<DirectoryInfo>("DIR") { Description = "directory holding plugin.json, the module and any other files" };
         var outFile = new Option<string?>("--out", "-o") { Description = "package file to write (default: <id>-<version>.zip)" };
         var force = new Option<bool>("--force") { Description = "overwrite an existing file" };
-        var command = new Command("pack", "Pack a directory into an unsigned plugin package, checking it as the daemon would.")
+        var command = new Command("pack", "Pack a directory into an unsigned plugin package, checking it and its module as the daemon would " +
+                                          "(all but the policy). Files named in DIR/.connectiasignore stay out.")
         {
             directory, outFile, force,
         };
@@ -68,6 +71,8 @@ internal static class PackageCommands
         {
             var bytes = PackageWriter.PackDirectory(parse.GetValue(directory)!.FullName);
             var package = new PackageReader().Read(bytes); // refuse to produce anything the daemon would refuse
+            var manifest = package.Manifest;
+            Runtime.PackageModuleCheck.Check(manifest.Id, package.Module, manifest.Permissions, manifest.ResourceLimits);
             var target = parse.GetValue(outFile) ?? $"{package.Manifest.Id}-{package.Manifest.Version}.zip";
             FileOutput.WriteAtomically(target, bytes, parse.GetValue(force));
             output.WriteLine($"packed {package.Manifest.Id} {package.Manifest.Version}: {package.Entries.Count} entries, {bytes.Length} bytes -> {target}");

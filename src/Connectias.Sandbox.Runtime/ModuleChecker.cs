@@ -9,14 +9,18 @@ namespace Connectias.Sandbox.Runtime;
 /// </summary>
 internal static class ModuleChecker
 {
-    public static void Check(Module module, PluginSetup setup)
+    /// <param name="module">The compiled module.</param>
+    /// <param name="setup">Its plugin's setup: the permissions and limits it is checked against.</param>
+    /// <param name="hosting">True when the module is about to run here, so an import this host cannot serve
+    /// (http_request without a broker) is refused too; false for a package check that runs nothing.</param>
+    public static void Check(Module module, PluginSetup setup, bool hosting = true)
     {
         var metadata = new Dictionary<string, string> { ["plugin_id"] = setup.PluginId };
-        CheckImports(module, setup, metadata);
+        CheckImports(module, setup, metadata, hosting);
         CheckExports(module, setup, metadata);
     }
 
-    private static void CheckImports(Module module, PluginSetup setup, Dictionary<string, string> metadata)
+    private static void CheckImports(Module module, PluginSetup setup, Dictionary<string, string> metadata, bool hosting)
     {
         foreach (var import in module.Imports)
         {
@@ -38,7 +42,7 @@ internal static class ModuleChecker
                     new Dictionary<string, string>(metadata) { ["permission"] = permission.WireName() });
             }
 
-            if (expected.Needs == Permission.Network && setup.NetworkBroker is null)
+            if (hosting && expected.Needs == Permission.Network && setup.NetworkBroker is null)
             {
                 throw new SandboxException(ErrorReason.PermissionDenied,
                     $"module imports '{name}', but this host has no network broker to perform requests; network access is unavailable",

@@ -83,21 +83,26 @@ public sealed class PluginInstance : IDisposable
     /// <summary>A network request of the current call timed out (SPEC §3: the call may end as NETWORK_TIMEOUT).</summary>
     internal bool NetworkTimedOut { get; set; }
 
+    /// <summary>Compiles (and so validates) the module; one that does not validate is CORRUPTED_DATA.</summary>
+    internal static Module Compile(Engine engine, PluginSetup setup)
+    {
+        try
+        {
+            return Module.FromBytes(engine, setup.PluginId, setup.Module.Span);
+        }
+        catch (WasmtimeException e)
+        {
+            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {FirstLine(e.Message)}", ErrorMetadata.For(setup.PluginId));
+        }
+    }
+
     /// <summary>
     /// Compiles and checks the module, instantiates it and runs <c>_initialize</c> and <c>plugin_init</c>,
     /// all under one fuel budget and deadline. Throws a <see cref="SandboxException"/> with the SPEC reason.
     /// </summary>
     public static PluginInstance Load(WasmEngine engine, PluginSetup setup)
     {
-        Module module;
-        try
-        {
-            module = Module.FromBytes(engine.Engine, setup.PluginId, setup.Module.Span);
-        }
-        catch (WasmtimeException e)
-        {
-            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {FirstLine(e.Message)}", ErrorMetadata.For(setup.PluginId));
-        }
+        var module = Compile(engine.Engine, setup);
 
         PluginInstance? instance = null;
         try

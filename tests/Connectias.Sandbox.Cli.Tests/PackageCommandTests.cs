@@ -5,10 +5,10 @@ using Connectias.Sandbox.Packaging;
 namespace Connectias.Sandbox.Cli.Tests;
 
 /// <summary>The offline commands, run as a user would: real files in a scratch directory.</summary>
-public sealed class PackageCommandTests : IDisposable
+public sealed class PackageCommandTests : CliScratch
 {
-    private static readonly byte[] Module = [0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00];
-    private readonly string _work = Directory.CreateTempSubdirectory("connectias-cli-").FullName;
+    // A real plugin module: pack checks the module as the daemon would.
+    private static readonly byte[] Module = Connectias.Sandbox.TestSupport.SamplePlugins.Wasm("noop");
 
     public PackageCommandTests()
     {
@@ -17,34 +17,6 @@ public sealed class PackageCommandTests : IDisposable
         File.WriteAllText(Path("plugin/plugin.json"), """{"id":"com.example.hello","name":"Hello","version":"1.0.0","commands":[{"name":"greet"}]}""");
         File.WriteAllBytes(Path("plugin/plugin.wasm"), Module);
         File.WriteAllText(Path("plugin/assets/greeting.txt"), "hello");
-    }
-
-    public void Dispose() => Directory.Delete(_work, recursive: true);
-
-    private string Path(string relative) => System.IO.Path.Combine(_work, relative);
-
-    private sealed record Result(int ExitCode, string Output, string Error);
-
-    private Result Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var previous = Directory.GetCurrentDirectory();
-        int code;
-        lock (typeof(PackageCommandTests)) // the working directory is process-wide
-        {
-            Directory.SetCurrentDirectory(_work);
-            try
-            {
-                code = CliApp.Run(args, output, error);
-            }
-            finally
-            {
-                Directory.SetCurrentDirectory(previous);
-            }
-        }
-
-        return new Result(code, output.ToString(), error.ToString());
     }
 
     private string KeygenAndTrust(string prefix = "dev", string algorithm = "ec")
@@ -189,9 +161,9 @@ public sealed class PackageCommandTests : IDisposable
         Assert.Contains("signature:   META-INF/SIGNATURE.EC (EC)", result.Output);
         Assert.Contains($"signer:      {fingerprint} (trusted)", result.Output);
         // The signed bytes, exactly as SPEC §1 defines them.
-        Assert.Equal("assets/greeting.txt|5|hello" + "plugin.json|" + File.ReadAllBytes(Path("plugin/plugin.json")).Length + "|" +
-                     File.ReadAllText(Path("plugin/plugin.json")) + "plugin.wasm|8|",
-            System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(Path("signed.bin"))[..^8]));
+        var expected = System.Text.Encoding.Latin1.GetBytes("assets/greeting.txt|5|hello" + "plugin.json|" + File.ReadAllBytes(Path("plugin/plugin.json")).Length + "|" +
+                                                             File.ReadAllText(Path("plugin/plugin.json")) + $"plugin.wasm|{Module.Length}|").Concat(Module);
+        Assert.Equal(expected, File.ReadAllBytes(Path("signed.bin")));
     }
 
     [Fact]

@@ -37,6 +37,18 @@ public sealed class SandboxClient : IDisposable
         return new SandboxClient(UnixSocketChannel.Create(path), path);
     }
 
+    /// <summary>Connects to a daemon's TCP listener (<c>--tcp</c>), e.g. <c>http://127.0.0.1:7700</c>: plaintext HTTP/2.</summary>
+    public static SandboxClient ConnectAddress(Uri address)
+    {
+        if (address.Scheme is not ("http" or "https") || address.AbsolutePath != "/")
+            throw new ArgumentException($"'{address}' is not a daemon address such as http://127.0.0.1:7700", nameof(address));
+        return new SandboxClient(GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = UnixSocketChannel.MaxMessageBytes,
+            MaxSendMessageSize = UnixSocketChannel.MaxMessageBytes,
+        }), address.ToString());
+    }
+
     /// <summary>Loads a package the client reads and sends as bytes (the daemon need not see the file).</summary>
     public Task<PluginInfo> LoadAsync(byte[] package, CancellationToken cancellation = default) =>
         Call(async () => (await Raw.LoadPluginAsync(new LoadPluginRequest { Package = ByteString.CopyFrom(package) }, cancellationToken: cancellation)).Plugin);
@@ -111,7 +123,7 @@ public sealed class SandboxClient : IDisposable
         (Exception?)ErrorStatus.FromRpcException(e) ?? e.StatusCode switch
         {
             StatusCode.DeadlineExceeded => new SandboxException(ErrorReason.Timeout, $"the call's deadline passed before connectias-sandboxd answered ({e.Status.Detail})", null, e),
-            StatusCode.Unavailable => new SandboxUnavailableException($"cannot reach connectias-sandboxd at {Endpoint}: {Innermost(e.Status.DebugException)?.Message ?? e.Status.Detail}", e),
+            StatusCode.Unavailable => new SandboxUnavailableException($"no daemon is listening on {Endpoint} ({Innermost(e.Status.DebugException)?.Message ?? e.Status.Detail})", e),
             _ => e,
         };
 }
