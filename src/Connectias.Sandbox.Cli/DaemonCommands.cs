@@ -15,7 +15,7 @@ internal static class DaemonCommands
         Recursive = true,
     };
 
-    private static readonly Option<Uri?> Address = new("--address")
+    private static readonly Option<string?> Address = new("--address")
     {
         Description = "a daemon's TCP listener instead of a socket (one started with --tcp), e.g. http://127.0.0.1:7700",
         Recursive = true,
@@ -33,10 +33,10 @@ internal static class DaemonCommands
 
     private static SandboxClient Connect(ParseResult parse)
     {
-        if (parse.GetValue(Address) is not { } address) return SandboxClient.Connect(parse.GetValue(Socket));
+        if (parse.GetValue(Address) is not { } text) return SandboxClient.Connect(parse.GetValue(Socket));
         if (parse.GetValue(Socket) is not null) throw new UsageException("give --socket or --address, not both");
-        if (!address.IsAbsoluteUri || address.Scheme is not ("http" or "https"))
-            throw new UsageException($"--address '{address}' is not a daemon address such as http://127.0.0.1:7700");
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var address) || address.Scheme is not ("http" or "https") || address.AbsolutePath != "/")
+            throw new UsageException($"--address '{text}' is not a daemon address such as http://127.0.0.1:7700");
         return SandboxClient.ConnectAddress(address);
     }
 

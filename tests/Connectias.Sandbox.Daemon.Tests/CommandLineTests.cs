@@ -55,6 +55,12 @@ public class CommandLineTests
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
         var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+
+        // The CLI reaches it too.
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.True(Cli.CliApp.Run(["ps", "--address", $"http://127.0.0.1:{port}"], output, error) == 0, error.ToString());
+        Assert.StartsWith("ID ", output.ToString());
     }
 }
 
