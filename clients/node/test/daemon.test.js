@@ -237,8 +237,11 @@ describe('refusals are SandboxError with the SPEC reason', () => {
   });
 
   it('MEMORY_LIMIT_EXCEEDED at load for huge_memory', async () => {
+    // Its manifest asks for the 1700 pages it declares (so `connectias pack` accepts it); the daemon's
+    // policy caps memory at the 100 MiB default, under its initial memory.
     const id = 'com.test.node.huge';
-    await refused(client.load(await readFile(await signedPackage('huge_memory', id))), 'MEMORY_LIMIT_EXCEEDED', GrpcStatus.RESOURCE_EXHAUSTED, id);
+    const pkg = await signedPackage('huge_memory', id, { resource_limits: { memory_bytes: 1700 * 65536 } });
+    await refused(client.load(await readFile(pkg)), 'MEMORY_LIMIT_EXCEEDED', GrpcStatus.RESOURCE_EXHAUSTED, id);
   });
 
   it('TIMEOUT when the client\'s own deadline passes', async () => {
