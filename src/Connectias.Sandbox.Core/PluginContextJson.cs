@@ -9,7 +9,7 @@ namespace Connectias.Sandbox;
 public static class PluginContextJson
 {
     public static byte[] Build(string pluginId, string version, IEnumerable<Permission> permissions, ResourceLimits limits,
-        Action<Utf8JsonWriter>? writeConfig = null)
+        PluginConfig? config = null)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
@@ -24,15 +24,7 @@ public static class PluginContextJson
             foreach (var field in ResourceLimits.Fields.Where(f => f.InPluginContext)) json.WriteNumber(field.Name, field.Get(limits));
             json.WriteEndObject();
             json.WritePropertyName("config");
-            if (writeConfig is null)
-            {
-                json.WriteStartObject();
-                json.WriteEndObject();
-            }
-            else
-            {
-                writeConfig(json);
-            }
+            (config ?? PluginConfig.Empty).WriteTo(json);
 
             json.WriteEndObject();
         }

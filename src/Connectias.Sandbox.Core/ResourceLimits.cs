@@ -23,18 +23,19 @@ public sealed record ResourceLimits
 
     /// <summary>
     /// Every limit with its JSON name (manifest <c>resource_limits</c>, policy <c>limits</c>, ctx <c>limits</c>),
-    /// whether a manifest may ask for it, whether a plugin sees it in <c>ctx.limits</c>, and its smallest value.
+    /// whether a manifest may ask for it, whether a plugin sees it in <c>ctx.limits</c>, its smallest value in a
+    /// manifest, and the largest value a policy may set (more stops the daemon at start).
     /// </summary>
     public static readonly IReadOnlyList<LimitField> Fields =
     [
-        new("memory_bytes", ManifestMayRequest: true, InPluginContext: true, ManifestMinimum: 1, l => l.MemoryBytes, (l, v) => l with { MemoryBytes = v }),
-        new("fuel_per_call", ManifestMayRequest: true, InPluginContext: true, ManifestMinimum: 1, l => l.FuelPerCall, (l, v) => l with { FuelPerCall = v }),
-        new("timeout_ms", ManifestMayRequest: true, InPluginContext: true, ManifestMinimum: 1, l => l.TimeoutMs, (l, v) => l with { TimeoutMs = v }),
-        new("storage_bytes", ManifestMayRequest: true, InPluginContext: true, ManifestMinimum: 0, l => l.StorageBytes, (l, v) => l with { StorageBytes = v }),
-        new("output_bytes", ManifestMayRequest: false, InPluginContext: true, ManifestMinimum: 0, l => l.OutputBytes, (l, v) => l with { OutputBytes = v }),
-        new("requests_per_minute", ManifestMayRequest: false, InPluginContext: false, ManifestMinimum: 0, l => l.RequestsPerMinute, (l, v) => l with { RequestsPerMinute = v }),
-        new("max_body_bytes", ManifestMayRequest: false, InPluginContext: false, ManifestMinimum: 0, l => l.MaxBodyBytes, (l, v) => l with { MaxBodyBytes = v }),
-        new("network_timeout_ms", ManifestMayRequest: false, InPluginContext: false, ManifestMinimum: 0, l => l.NetworkTimeoutMs, (l, v) => l with { NetworkTimeoutMs = v }),
+        new("memory_bytes", ManifestMayRequest: true, InPluginContext: true, ManifestMinimum: 1, Maximum: 4L << 30, l => l.MemoryBytes, (l, v) => l with { MemoryBytes = v }), // wasm32's whole address space
+        new("fuel_per_call", ManifestMayRequest: true, InPluginContext: true, ManifestMinimum: 1, Maximum: 1_000_000_000_000_000, l => l.FuelPerCall, (l, v) => l with { FuelPerCall = v }),
+        new("timeout_ms", ManifestMayRequest: true, InPluginContext: true, ManifestMinimum: 1, Maximum: 3_600_000, l => l.TimeoutMs, (l, v) => l with { TimeoutMs = v }), // an hour
+        new("storage_bytes", ManifestMayRequest: true, InPluginContext: true, ManifestMinimum: 0, Maximum: 64L << 30, l => l.StorageBytes, (l, v) => l with { StorageBytes = v }),
+        new("output_bytes", ManifestMayRequest: false, InPluginContext: true, ManifestMinimum: 0, Maximum: 64L << 20, l => l.OutputBytes, (l, v) => l with { OutputBytes = v }), // under the 80 MiB gRPC message cap
+        new("requests_per_minute", ManifestMayRequest: false, InPluginContext: false, ManifestMinimum: 0, Maximum: 100_000, l => l.RequestsPerMinute, (l, v) => l with { RequestsPerMinute = v }),
+        new("max_body_bytes", ManifestMayRequest: false, InPluginContext: false, ManifestMinimum: 0, Maximum: 64L << 20, l => l.MaxBodyBytes, (l, v) => l with { MaxBodyBytes = v }),
+        new("network_timeout_ms", ManifestMayRequest: false, InPluginContext: false, ManifestMinimum: 0, Maximum: 600_000, l => l.NetworkTimeoutMs, (l, v) => l with { NetworkTimeoutMs = v }), // ten minutes
     ];
 
     /// <summary>
@@ -56,5 +57,6 @@ public sealed record LimitField(
     bool ManifestMayRequest,
     bool InPluginContext,
     long ManifestMinimum,
+    long Maximum,
     Func<ResourceLimits, long> Get,
     Func<ResourceLimits, long, ResourceLimits> With);

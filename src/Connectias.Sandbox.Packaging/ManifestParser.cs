@@ -74,6 +74,7 @@ public static partial class ManifestParser
                 ResourceLimits = ParseLimits(root),
                 Commands = ParseCommands(root),
                 Dependencies = ParseDependencies(root, id),
+                Config = ParseConfig(root),
             };
         }
     }
@@ -144,6 +145,15 @@ public static partial class ManifestParser
         }
 
         return hosts;
+    }
+
+    private static PluginConfig ParseConfig(JsonElement root)
+    {
+        if (!root.TryGetProperty("config", out var config) || config.ValueKind == JsonValueKind.Null) return PluginConfig.Empty;
+        if (config.ValueKind != JsonValueKind.Object) throw Corrupt("field 'config' must be an object");
+        var size = System.Text.Encoding.UTF8.GetByteCount(config.GetRawText());
+        if (size > PluginConfig.MaxManifestBytes) throw Corrupt($"field 'config' is {size} bytes of JSON; at most {PluginConfig.MaxManifestBytes}");
+        return PluginConfig.FromObject(config);
     }
 
     private static ResourceLimits ParseLimits(JsonElement root)

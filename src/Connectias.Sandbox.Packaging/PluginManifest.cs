@@ -24,6 +24,9 @@ public sealed record PluginManifest
     public IReadOnlyList<PluginCommand>? Commands { get; init; }
 
     public IReadOnlyList<string> Dependencies { get; init; } = [];
+
+    /// <summary>The author's defaults for <c>ctx.config</c>; the policy's <c>config</c> is merged over it.</summary>
+    public PluginConfig Config { get; init; } = PluginConfig.Empty;
 }
 
 public sealed record PluginCommand(string Name, string? Description);

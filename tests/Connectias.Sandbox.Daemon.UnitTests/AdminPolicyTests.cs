@@ -58,12 +58,51 @@ public sealed class AdminPolicyTests : IDisposable
     [InlineData("""{ "plugins": { "com.example.x": { "restart": "always" } } }""", "'plugins.com.example.x.restart' must be")]
     [InlineData("""{ "plugins": { "com.example.x": { "allowed_hosts": ["http://x"] } } }""", "'plugins.com.example.x.allowed_hosts' entry 'http://x'")]
     [InlineData("""{ "default": {}, "default": {} }""", "policy")]
+    [InlineData("""{ "defaults": {} }""", "unknown key 'defaults'")]
+    [InlineData("""{ "default": { "permission": ["storage"] } }""", "unknown key 'default.permission'")]
+    [InlineData("""{ "plugins": { "com.example.x": { "limits": { "memory": 1 } } } }""", "unknown key 'plugins.com.example.x.limits.memory'")]
+    [InlineData("""{ "audit_failure": "continue" }""", "unknown key 'audit_failure'")]
+    [InlineData("""{ "default": { "limits": { "memory_bytes": 8589934592 } } }""", "'default.limits.memory_bytes' is 8589934592; this daemon allows at most 4294967296")]
+    [InlineData("""{ "default": { "limits": { "timeout_ms": 3600001 } } }""", "'default.limits.timeout_ms' is 3600001; this daemon allows at most 3600000")]
+    [InlineData("""{ "plugins": { "com.example.x": { "config": [] } } }""", "'plugins.com.example.x.config' must be an object")]
+    [InlineData("""{ "plugins": { "com.example.x": { "restart": 1 } } }""", "'plugins.com.example.x.restart' must be")]
     [InlineData("""{ "default": """, "policy")]
     public void A_malformed_policy_is_refused_naming_the_field(string json, string expected)
     {
         var error = Assert.Throws<InvalidDataException>(() => Load(json));
         Assert.Contains(expected, error.Message);
         Assert.Contains(Path.Combine(_directory, "policy.json"), error.Message);
+    }
+
+    [Fact]
+    public void Config_comes_from_the_plugins_entry_else_the_default_and_merges_over_the_manifests_key_by_key()
+    {
+        var policy = Load("""
+            {
+              "default": { "config": { "region": "eu" } },
+              "plugins": {
+                "com.example.weather": { "config": { "units": "metric", "extra": { "deep": [1, 2] } } },
+                "com.example.other": { "permissions": [] }
+              }
+            }
+            """);
+        var manifest = ConfigOf("""{ "units": "imperial", "retries": 3 }""");
+        Assert.Equal("""{"units":"metric","retries":3,"extra":{ "deep": [1, 2] }}""", Json(manifest.MergedWith(policy.For("com.example.weather").Config)));
+        Assert.Equal("""{"units":"imperial","retries":3,"region":"eu"}""", Json(manifest.MergedWith(policy.For("com.example.other").Config)));
+        Assert.Equal("{}", Json(PluginConfig.Empty.MergedWith(AdminPolicy.BuiltIn.For("com.example.x").Config)));
+    }
+
+    private static PluginConfig ConfigOf(string json)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        return PluginConfig.FromObject(document.RootElement);
+    }
+
+    private static string Json(PluginConfig config)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer)) config.WriteTo(writer);
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
     }
 
     [Fact]

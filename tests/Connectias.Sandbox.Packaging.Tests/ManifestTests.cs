@@ -104,8 +104,23 @@ public class ManifestTests
     [InlineData(",\"commands\":[{\"name\":\"a\"},{\"name\":\"a\"}]", "names 'a' twice")]
     [InlineData(",\"dependencies\":[\"Not-An-Id\"]", "not a valid plugin id")]
     [InlineData(",\"dependencies\":[\"com.example.hello\"]", "names the plugin itself")]
+    [InlineData(",\"config\":[1,2]", "'config' must be an object")]
+    [InlineData(",\"config\":\"units=metric\"", "'config' must be an object")]
     public void Field_rules(string extraFields, string problem) =>
         AssertRefused(WithManifest("{" + Base + extraFields + "}"), ErrorReason.CorruptedData, problem);
+
+    [Fact]
+    public void Config_is_an_object_of_at_most_16_KiB_kept_member_by_member()
+    {
+        var manifest = Read(""","config":{"units":"metric","retries":3,"nested":{"a":[1,2]}}""");
+        Assert.Equal([("units", "\"metric\""), ("retries", "3"), ("nested", "{\"a\":[1,2]}")], manifest.Config.Members.Select(m => (m.Key, m.Value)));
+        Assert.Empty(Read("").Config.Members);
+
+        var justFits = $$""","config":{"blob":"{{new string('x', 16 * 1024 - 11)}}"}""";
+        Assert.Single(Read(justFits).Config.Members);
+        var tooBig = $$""","config":{"blob":"{{new string('x', 16 * 1024 - 10)}}"}""";
+        AssertRefused(WithManifest("{" + Base + tooBig + "}"), ErrorReason.CorruptedData, "field 'config' is 16385 bytes of JSON; at most 16384");
+    }
 
     [Fact]
     public void Invalid_utf8_is_refused()

@@ -15,7 +15,11 @@ public sealed record PolicyGrant(
     IReadOnlyList<HostPattern> AllowedHosts,
     IReadOnlyList<HostPattern> AllowPrivateHosts,
     ResourceLimits Limits,
-    RestartPolicy Restart);
+    RestartPolicy Restart)
+{
+    /// <summary>The policy's <c>config</c> for the plugin, merged over its manifest's into <c>ctx.config</c>.</summary>
+    public PluginConfig Config { get; init; } = PluginConfig.Empty;
+}
 
 /// <summary>
 /// The administrator's policy file (SPEC §5). Everything is optional; without a file the built-in
@@ -59,6 +63,7 @@ public sealed class AdminPolicy
         {
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"policy {path}: must be a JSON object");
+            RefuseUnknownKeys(root, TopLevelKeys, "", path);
             var defaults = root.TryGetProperty("default", out var defaultElement)
                 ? ParseGrant(defaultElement, BuiltIn.Default, "default", path)
                 : BuiltIn.Default;
@@ -80,6 +85,7 @@ public sealed class AdminPolicy
     private static PolicyGrant ParseGrant(JsonElement element, PolicyGrant inherited, string where, string path)
     {
         if (element.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"policy {path}: '{where}' must be an object");
+        RefuseUnknownKeys(element, GrantKeys, where + ".", path);
         var permissions = element.TryGetProperty("permissions", out var p)
             ? Strings(p, $"{where}.permissions", path).Select(name => Permissions.TryParse(name, out var permission)
                 ? permission
@@ -89,14 +95,20 @@ public sealed class AdminPolicy
         if (element.TryGetProperty("limits", out var l))
         {
             if (l.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"policy {path}: '{where}.limits' must be an object");
+            RefuseUnknownKeys(l, ResourceLimits.Fields.Select(f => f.Name).ToHashSet(), where + ".limits.", path);
             foreach (var field in ResourceLimits.Fields)
-                limits = field.With(limits, Number(l, field.Name, field.Get(limits), where, path));
+            {
+                var value = Number(l, field.Name, field.Get(limits), where, path);
+                if (value > field.Maximum)
+                    throw new InvalidDataException($"policy {path}: '{where}.limits.{field.Name}' is {value}; this daemon allows at most {field.Maximum}");
+                limits = field.With(limits, value);
+            }
         }
 
         var restart = inherited.Restart;
         if (element.TryGetProperty("restart", out var r))
         {
-            restart = r.GetString() switch
+            restart = (r.ValueKind == JsonValueKind.String ? r.GetString() : null) switch
             {
                 "never" => RestartPolicy.Never,
                 "on-failure" => RestartPolicy.OnFailure,
@@ -107,8 +119,28 @@ public sealed class AdminPolicy
         return new PolicyGrant(permissions,
             element.TryGetProperty("allowed_hosts", out var hosts) ? Hosts(hosts, $"{where}.allowed_hosts", path) : inherited.AllowedHosts,
             element.TryGetProperty("allow_private_hosts", out var privateHosts) ? Hosts(privateHosts, $"{where}.allow_private_hosts", path) : inherited.AllowPrivateHosts,
-            limits, restart);
+            limits, restart)
+        {
+            Config = element.TryGetProperty("config", out var config) ? Config(config, $"{where}.config", path) : inherited.Config,
+        };
     }
+
+    private static readonly HashSet<string> TopLevelKeys = ["default", "plugins"];
+    private static readonly HashSet<string> GrantKeys = ["permissions", "allowed_hosts", "allow_private_hosts", "limits", "restart", "config"];
+
+    /// <summary>A key the daemon does not know stops it: a misspelt key must not silently weaken the policy (SPEC §5).</summary>
+    private static void RefuseUnknownKeys(JsonElement element, IReadOnlySet<string> known, string prefix, string path)
+    {
+        foreach (var member in element.EnumerateObject())
+        {
+            if (known.Contains(member.Name)) continue;
+            var hint = member.Name == "audit_failure" ? " (audit_failure is not supported by this daemon yet; it keeps serving and logs each lost record)" : "";
+            throw new InvalidDataException($"policy {path}: unknown key '{prefix}{member.Name}'; known here: {string.Join(", ", known.Order(StringComparer.Ordinal))}{hint}");
+        }
+    }
+
+    private static PluginConfig Config(JsonElement element, string where, string path) =>
+        element.ValueKind == JsonValueKind.Object ? PluginConfig.FromObject(element) : throw new InvalidDataException($"policy {path}: '{where}' must be an object");
 
     private static List<string> Strings(JsonElement element, string where, string path)
     {

@@ -226,7 +226,8 @@ internal sealed class PluginSupervisor(
             PluginVersion = plugin.Manifest.Version.ToString(),
             Module = UnsafeByteOperations.UnsafeWrap(module),
             Limits = plugin.Limits.ToWorkerLimits(),
-            ContextJson = ByteString.CopyFrom(PluginContextJson.Build(plugin.Id, plugin.Manifest.Version.ToString(), plugin.Manifest.Permissions, plugin.Limits)),
+            ContextJson = ByteString.CopyFrom(PluginContextJson.Build(plugin.Id, plugin.Manifest.Version.ToString(), plugin.Manifest.Permissions, plugin.Limits,
+                plugin.Manifest.Config.MergedWith(plugin.Grant.Config))),
             StorageDir = storageDirectory ?? "",
             CommandsDeclared = plugin.Manifest.Commands is not null,
         };
