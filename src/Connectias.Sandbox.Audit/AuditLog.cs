@@ -17,6 +17,8 @@ public static class AuditEvents
     public const string PluginCrashed = "PLUGIN_CRASHED";
     public const string PluginRestarted = "PLUGIN_RESTARTED";
     public const string PluginUnload = "PLUGIN_UNLOAD";
+    public const string PluginUpgrade = "PLUGIN_UPGRADE";
+    public const string AuditChainBroken = "AUDIT_CHAIN_BROKEN";
     public const string CleanupReport = "CLEANUP_REPORT";
     public const string DaemonStart = "DAEMON_START";
     public const string DaemonStop = "DAEMON_STOP";

@@ -44,15 +44,16 @@ internal static class DaemonCommands
     {
         var file = new Argument<FileInfo>("FILE") { Description = "plugin package (.zip)" };
         var byPath = new Option<bool>("--by-path") { Description = "send the path for the daemon to read instead of the bytes" };
-        var command = new Command("load", "Load a plugin package into the daemon; prints the plugin once it is READY.") { file, byPath, Socket, Address };
+        var replace = new Option<bool>("--replace") { Description = "upgrade a loaded plugin of the same id without a gap (its calls in flight finish, then it unloads)" };
+        var command = new Command("load", "Load a plugin package into the daemon; prints the plugin once it is READY.") { file, byPath, replace, Socket, Address };
         command.SetAction(async (parse, cancellation) =>
         {
             var path = parse.GetValue(file)!.FullName;
             if (Directory.Exists(path)) throw new IOException($"{path} is a directory; load takes a package file (make one with 'connectias pack {path}')");
             using var client = Connect(parse);
             var plugin = parse.GetValue(byPath)
-                ? await client.LoadFromPathAsync(path, cancellation)
-                : await client.LoadAsync(await File.ReadAllBytesAsync(path, cancellation), cancellation);
+                ? await client.LoadFromPathAsync(path, cancellation, parse.GetValue(replace))
+                : await client.LoadAsync(await File.ReadAllBytesAsync(path, cancellation), cancellation, parse.GetValue(replace));
             output.WriteLine($"loaded {plugin.PluginId} {plugin.Version}: {plugin.State}, pid {plugin.Pid}, signer {(plugin.SignerFingerprint.Length > 0 ? plugin.SignerFingerprint : "(unsigned)")}");
             output.WriteLine($"permissions: {(plugin.GrantedPermissions.Count == 0 ? "(none)" : string.Join(", ", plugin.GrantedPermissions))}; " +
                              $"limits: memory {plugin.Limits.MemoryBytes} B, fuel {plugin.Limits.FuelPerCall}/call, timeout {plugin.Limits.TimeoutMs} ms");
@@ -125,13 +126,14 @@ internal static class DaemonCommands
     private static Command Unload(TextWriter output)
     {
         var id = new Argument<string>("ID") { Description = "plugin id" };
-        var command = new Command("unload", "Unload a plugin and print its cleanup report.") { id, Socket, Address };
+        var cascade = new Option<bool>("--cascade") { Description = "first unload the loaded plugins that depend on it (else refused, naming them)" };
+        var command = new Command("unload", "Unload a plugin and print its cleanup report.") { id, cascade, Socket, Address };
         command.SetAction(async (parse, cancellation) =>
         {
             using var client = Connect(parse);
             // A terminated or crashed plugin has no worker left to run plugin_cleanup in: say so, not "not exported".
             var before = await client.GetAsync(parse.GetValue(id)!, cancellation);
-            var report = await client.UnloadAsync(parse.GetValue(id)!, cancellation);
+            var report = await client.UnloadAsync(parse.GetValue(id)!, cancellation, parse.GetValue(cascade));
             var cleanup = report.PluginCleanupCalled ? $"returned {report.PluginCleanupCode}"
                 : before.State is PluginState.Terminated or PluginState.Crashed ? $"not run (the plugin was already {before.State}: {before.StateReason})"
                 : "not exported";

@@ -157,23 +157,6 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
         return true;
     }
 
-    private static HashSet<(string Event, string PluginId)> AuditEvents(DaemonProcess daemon)
-    {
-        var events = new HashSet<(string, string)>();
-        using var reader = new StreamReader(new FileStream(daemon.AuditPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
-        while (reader.ReadLine() is { } line)
-        {
-            try
-            {
-                using var record = JsonDocument.Parse(line);
-                events.Add((record.RootElement.GetProperty("event").GetString()!, record.RootElement.GetProperty("plugin_id").GetString()!));
-            }
-            catch (JsonException)
-            {
-                // the daemon was appending this line as we read it: it is read whole next time
-            }
-        }
-
-        return events;
-    }
+    private static HashSet<(string Event, string PluginId)> AuditEvents(DaemonProcess daemon) =>
+        daemon.AuditRecords().Select(record => (record.Event, record.PluginId)).ToHashSet();
 }

@@ -101,9 +101,30 @@ public sealed class DaemonProcess : IDisposable
 
     public SandboxClient Client() => SandboxClient.Connect(SocketPath);
 
+    /// <summary>The audit log's whole records so far: event, plugin id and details (a line being appended is left for next time).</summary>
+    public IReadOnlyList<(string Event, string PluginId, System.Text.Json.JsonElement Details)> AuditRecords()
+    {
+        var records = new List<(string, string, System.Text.Json.JsonElement)>();
+        using var reader = new StreamReader(new FileStream(AuditPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+        while (reader.ReadLine() is { } line)
+        {
+            try
+            {
+                var root = System.Text.Json.JsonDocument.Parse(line).RootElement;
+                records.Add((root.GetProperty("event").GetString()!, root.GetProperty("plugin_id").GetString()!, root.GetProperty("details").Clone()));
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                // the daemon was appending this line as we read it: it is read whole next time
+            }
+        }
+
+        return records;
+    }
+
     /// <summary>A package of a sample plugin with the given manifest fields, signed with <see cref="Key"/> unless <paramref name="sign"/> is false.</summary>
-    public byte[] Package(string plugin, string id, string extraManifest = "", bool sign = true) =>
-        SamplePlugins.Package(plugin, id, sign ? Key : null, extraManifest);
+    public byte[] Package(string plugin, string id, string extraManifest = "", bool sign = true, string version = "1.0.0") =>
+        SamplePlugins.Package(plugin, id, sign ? Key : null, extraManifest, version);
 
     /// <summary>The run directories (STATE/run/plugins/ID-N) the daemon holds for <paramref name="pluginId"/> now.</summary>
     public IReadOnlyList<string> PluginRunDirectories(string pluginId)

@@ -25,9 +25,9 @@ public static class SamplePlugins
     /// version 1.0.0; <paramref name="extraManifest"/> is spliced into the manifest object (it starts with
     /// a comma). Signed by <paramref name="signer"/>, or unsigned when it is null.
     /// </summary>
-    public static byte[] Package(string name, string id, SigningKey? signer, string extraManifest = "")
+    public static byte[] Package(string name, string id, SigningKey? signer, string extraManifest = "", string version = "1.0.0")
     {
-        var manifest = $$"""{"id":"{{id}}","name":"{{name}}","version":"1.0.0"{{extraManifest}}}""";
+        var manifest = $$"""{"id":"{{id}}","name":"{{name}}","version":"{{version}}"{{extraManifest}}}""";
         var bytes = PackageWriter.Write([
             new PackageEntry("plugin.json", Encoding.UTF8.GetBytes(manifest)),
             new PackageEntry("plugin.wasm", Wasm(name)),

@@ -49,20 +49,24 @@ public sealed class SandboxClient : IDisposable
         }), address.ToString());
     }
 
-    /// <summary>Loads a package the client reads and sends as bytes (the daemon need not see the file).</summary>
-    public Task<PluginInfo> LoadAsync(byte[] package, CancellationToken cancellation = default) =>
-        Call(async () => (await Raw.LoadPluginAsync(new LoadPluginRequest { Package = ByteString.CopyFrom(package) }, cancellationToken: cancellation)).Plugin);
+    /// <summary>
+    /// Loads a package the client reads and sends as bytes (the daemon need not see the file). With
+    /// <paramref name="replace"/> a loaded plugin of the same id is upgraded without a gap (SPEC §4).
+    /// </summary>
+    public Task<PluginInfo> LoadAsync(byte[] package, CancellationToken cancellation = default, bool replace = false) =>
+        Call(async () => (await Raw.LoadPluginAsync(new LoadPluginRequest { Package = ByteString.CopyFrom(package), Replace = replace }, cancellationToken: cancellation)).Plugin);
 
     /// <summary>Loads a package by a path on the daemon's machine, readable by the daemon.</summary>
-    public Task<PluginInfo> LoadFromPathAsync(string path, CancellationToken cancellation = default) =>
-        Call(async () => (await Raw.LoadPluginAsync(new LoadPluginRequest { Path = path }, cancellationToken: cancellation)).Plugin);
+    public Task<PluginInfo> LoadFromPathAsync(string path, CancellationToken cancellation = default, bool replace = false) =>
+        Call(async () => (await Raw.LoadPluginAsync(new LoadPluginRequest { Path = path, Replace = replace }, cancellationToken: cancellation)).Plugin);
 
     public Task<ExecuteResponse> ExecuteAsync(string pluginId, string command, ReadOnlyMemory<byte> args = default, TimeSpan? timeout = null, CancellationToken cancellation = default) =>
         Call(async () => await Raw.ExecuteAsync(new ExecuteRequest { PluginId = pluginId, Command = command, Args = ByteString.CopyFrom(args.Span) },
             deadline: timeout is { } t ? DateTime.UtcNow + t : null, cancellationToken: cancellation));
 
-    public Task<CleanupReport> UnloadAsync(string pluginId, CancellationToken cancellation = default) =>
-        Call(async () => (await Raw.UnloadPluginAsync(new UnloadPluginRequest { PluginId = pluginId }, cancellationToken: cancellation)).Report);
+    /// <summary>Unloads a plugin; with <paramref name="cascade"/> the plugins that depend on it first (else DEPENDENCY_NOT_MET).</summary>
+    public Task<CleanupReport> UnloadAsync(string pluginId, CancellationToken cancellation = default, bool cascade = false) =>
+        Call(async () => (await Raw.UnloadPluginAsync(new UnloadPluginRequest { PluginId = pluginId, Cascade = cascade }, cancellationToken: cancellation)).Report);
 
     public Task<IReadOnlyList<PluginInfo>> ListAsync(CancellationToken cancellation = default) =>
         Call(async () => (IReadOnlyList<PluginInfo>)(await Raw.ListPluginsAsync(new ListPluginsRequest(), cancellationToken: cancellation)).Plugins.ToList());

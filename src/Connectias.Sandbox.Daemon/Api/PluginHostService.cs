@@ -17,7 +17,7 @@ internal sealed class PluginHostService(PluginLoader loader, PluginUnloader unlo
         calls.ExecuteAsync(request, context.Deadline == DateTime.MaxValue ? null : context.Deadline, context.CancellationToken);
 
     public override async Task<UnloadPluginResponse> UnloadPlugin(UnloadPluginRequest request, ServerCallContext context) =>
-        new() { Report = await unloader.UnloadAsync(request.PluginId) };
+        new() { Report = await unloader.UnloadAsync(request.PluginId, request.Cascade) };
 
     public override Task<ListPluginsResponse> ListPlugins(ListPluginsRequest request, ServerCallContext context)
     {

@@ -105,6 +105,7 @@ builder.Services.AddSingleton<RestartScheduler>();
 builder.Services.AddSingleton<PluginSupervisor>();
 builder.Services.AddSingleton<PluginLoader>();
 builder.Services.AddSingleton<PluginUnloader>();
+builder.Services.AddSingleton<PluginUpgrader>();
 builder.Services.AddSingleton<PluginCalls>();
 builder.Services.AddHostedService<ResourceMonitor>();
 builder.Services.AddHostedService<ShutdownService>(); // stopped first (reverse order): unloads before the monitor stops

@@ -18,6 +18,9 @@ internal sealed record Transition(PluginState To)
     public string? AuditEvent { get; init; }
     public Action<Utf8JsonWriter>? AuditDetails { get; init; }
 
+    /// <summary>False when another record covers this change (an upgrade's retired version: PLUGIN_UPGRADE says it all).</summary>
+    public bool WriteAudit { get; init; } = true;
+
     /// <summary>Checked under the plugin's lock; the transition happens only when it holds.</summary>
     public Func<ManagedPlugin, bool>? OnlyIf { get; init; }
 
@@ -88,7 +91,7 @@ internal sealed class PluginLifecycle(EventHub events, AuditTrail audit)
 
             events.Publish(plugin.Id, e => e.StateChanged = new StateChanged { Previous = from, Current = transition.To, Reason = transition.Reason, Message = transition.Message });
             var auditEvent = transition.AuditEvent ?? tableEvent;
-            var audited = auditEvent is null || audit.Record(auditEvent, plugin.Id, transition.AuditDetails);
+            var audited = auditEvent is null || !transition.WriteAudit || audit.Record(auditEvent, plugin.Id, transition.AuditDetails);
             return new TransitionResult(true, audited);
         }
     }

@@ -33,9 +33,10 @@ internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle life
         lock (_lock)
         {
             Prune();
-            if (_closed) throw new SandboxException(ErrorReason.PluginCrashed, "the daemon is shutting down", ErrorMetadata.For(plugin.Id));
+            CheckServing(plugin);
             if (_plugins.TryGetValue(plugin.Id, out var existing) && existing.State is PluginState.Loading or PluginState.Ready)
-                throw new SandboxException(ErrorReason.AlreadyLoaded, $"plugin {plugin.Id} is already loaded (version {existing.Manifest.Version})", ErrorMetadata.For(plugin.Id));
+                throw new SandboxException(ErrorReason.AlreadyLoaded, $"plugin {plugin.Id} is already loaded (version {existing.Manifest.Version}); load it with replace to upgrade it",
+                    ErrorMetadata.For(plugin.Id));
             var active = _plugins.Values.Count(p => p.State is PluginState.Loading or PluginState.Ready);
             if (active >= options.MaxPlugins)
             {
@@ -43,15 +44,7 @@ internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle life
                     ErrorMetadata.For(plugin.Id, ("limit", options.MaxPlugins.ToString(CultureInfo.InvariantCulture)), ("used", active.ToString(CultureInfo.InvariantCulture))));
             }
 
-            foreach (var dependency in plugin.Manifest.Dependencies)
-            {
-                if (!_plugins.TryGetValue(dependency, out var loaded) || loaded.State != PluginState.Ready)
-                {
-                    throw new SandboxException(ErrorReason.DependencyNotMet, $"plugin {plugin.Id} depends on {dependency}, which is not loaded and ready",
-                        ErrorMetadata.For(plugin.Id, ("dependency", dependency)));
-                }
-            }
-
+            CheckDependencies(plugin);
             if (existing is not null)
             {
                 lifecycle.TryTransition(existing, new Transition(PluginState.Unloaded) { Message = "replaced by a new load" });
@@ -59,6 +52,62 @@ internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle life
             }
 
             _plugins[plugin.Id] = plugin;
+        }
+    }
+
+    /// <summary>The checks a replacement must pass before its worker starts: the daemon serves, its dependencies are ready.</summary>
+    public void CheckReplacement(ManagedPlugin replacement)
+    {
+        lock (_lock)
+        {
+            CheckServing(replacement);
+            CheckDependencies(replacement);
+        }
+    }
+
+    /// <summary>
+    /// Puts <paramref name="replacement"/> where <paramref name="current"/> is, so new calls reach it; false when
+    /// <paramref name="current"/> is no longer the registered plugin of its id (unloaded or replaced meanwhile).
+    /// </summary>
+    public bool TryReplace(ManagedPlugin current, ManagedPlugin replacement)
+    {
+        lock (_lock)
+        {
+            if (_closed || !_plugins.TryGetValue(current.Id, out var registered) || registered != current) return false;
+            _plugins[current.Id] = replacement;
+            return true;
+        }
+    }
+
+    /// <summary>Whether <paramref name="plugin"/> is still the registered plugin of its id (not replaced by an upgrade or a new load).</summary>
+    public bool IsCurrent(ManagedPlugin plugin)
+    {
+        lock (_lock) return _plugins.TryGetValue(plugin.Id, out var registered) && registered == plugin;
+    }
+
+    /// <summary>The plugins, not unloaded, whose manifests list <paramref name="pluginId"/> as a dependency.</summary>
+    public IReadOnlyList<ManagedPlugin> DependentsOf(string pluginId)
+    {
+        lock (_lock)
+            return _plugins.Values.Where(p => p.State != PluginState.Unloaded && p.Manifest.Dependencies.Contains(pluginId, StringComparer.Ordinal))
+                .OrderBy(p => p.Id, StringComparer.Ordinal).ToList();
+    }
+
+    private void CheckServing(ManagedPlugin plugin)
+    {
+        if (_closed) throw new SandboxException(ErrorReason.PluginCrashed, "the daemon is shutting down", ErrorMetadata.For(plugin.Id));
+    }
+
+    /// <summary>Under the lock: every dependency loaded and ready.</summary>
+    private void CheckDependencies(ManagedPlugin plugin)
+    {
+        foreach (var dependency in plugin.Manifest.Dependencies)
+        {
+            if (!_plugins.TryGetValue(dependency, out var loaded) || loaded.State != PluginState.Ready)
+            {
+                throw new SandboxException(ErrorReason.DependencyNotMet, $"plugin {plugin.Id} depends on {dependency}, which is not loaded and ready",
+                    ErrorMetadata.For(plugin.Id, ("dependency", dependency)));
+            }
         }
     }
 

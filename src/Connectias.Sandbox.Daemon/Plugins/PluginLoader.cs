@@ -19,6 +19,7 @@ internal sealed class PluginLoader(
     AdminPolicy policy,
     PluginRegistry registry,
     PluginSupervisor supervisor,
+    PluginUpgrader upgrader,
     AuditTrail audit,
     ILogger<PluginLoader> logger)
 {
@@ -31,6 +32,13 @@ internal sealed class PluginLoader(
         try
         {
             plugin = Verify(request);
+            if (request.Replace && LiveOf(plugin.Id) is { } current)
+            {
+                var upgraded = await upgrader.UpgradeAsync(current, plugin, source, cancellation);
+                plugin = null; // never registered on its own: nothing to withdraw if what follows fails
+                return upgraded;
+            }
+
             registry.Register(plugin);
             var registered = plugin;
             var manifest = plugin.Manifest;
@@ -67,6 +75,28 @@ internal sealed class PluginLoader(
             logger.LogWarning("load of {Source} rejected: {Reason}: {Message}", source, e.Reason.WireName(), e.Message);
             throw ErrorMetadata.WithPluginId(e, id);
         }
+    }
+
+    /// <summary>The READY plugin of that id a replace upgrades; one still loading is ALREADY_LOADED.</summary>
+    private ManagedPlugin? LiveOf(string pluginId)
+    {
+        ManagedPlugin current;
+        try
+        {
+            current = registry.Find(pluginId);
+        }
+        catch (SandboxException e) when (e.Reason == ErrorReason.PluginNotFound)
+        {
+            return null;
+        }
+
+        return current.State switch
+        {
+            PluginState.Ready => current,
+            PluginState.Loading => throw new SandboxException(ErrorReason.AlreadyLoaded,
+                $"plugin {pluginId} is still loading (version {current.Manifest.Version}); replace it once it is READY", ErrorMetadata.For(pluginId)),
+            _ => null, // terminated, crashed or unloaded: an ordinary load takes its place
+        };
     }
 
     /// <summary>The package's checks and the policy's, in the SPEC's order; a plugin ready to register.</summary>

@@ -24,16 +24,76 @@ internal sealed class PluginUnloader(
 {
     private static readonly TimeSpan NetworkDrainTimeout = TimeSpan.FromSeconds(2);
 
-    public async Task<CleanupReport> UnloadAsync(string pluginId)
+    /// <summary>
+    /// UnloadPlugin. A plugin that loaded plugins depend on is DEPENDENCY_NOT_MET naming them, unless
+    /// <paramref name="cascade"/>: then they are unloaded first, dependents of dependents before them.
+    /// </summary>
+    public async Task<CleanupReport> UnloadAsync(string pluginId, bool cascade = false)
     {
         var plugin = registry.Find(pluginId);
+        var dependents = DependentsClosure(plugin.Id);
+        if (dependents.Count > 0 && !cascade)
+        {
+            var names = string.Join(",", dependents.Select(d => d.Id));
+            throw new SandboxException(ErrorReason.DependencyNotMet,
+                $"plugin {plugin.Id} cannot be unloaded while {names} depend{(dependents.Count == 1 ? "s" : "")} on it; unload them first or ask for a cascade",
+                ErrorMetadata.For(plugin.Id, ("dependents", names)));
+        }
+
+        foreach (var dependent in dependents)
+        {
+            try
+            {
+                await UnloadOneAsync(dependent, $"unloaded with {plugin.Id} (cascade)", writeAudit: true);
+            }
+            catch (SandboxException e) when (e.Reason == ErrorReason.PluginNotFound)
+            {
+                // unloaded meanwhile: just as good
+            }
+        }
+
+        return await UnloadOneAsync(plugin, "unloaded", writeAudit: true);
+    }
+
+    /// <summary>At shutdown everything goes: no dependency checks, each plugin on its own.</summary>
+    public Task<CleanupReport> UnloadForShutdownAsync(ManagedPlugin plugin) => UnloadOneAsync(plugin, "unloaded at shutdown", writeAudit: true);
+
+    /// <summary>
+    /// The old half of an upgrade, after its successor took its place: its calls in flight finish, then it
+    /// is unloaded like any plugin, but audited only by the upgrade's PLUGIN_UPGRADE and its CLEANUP_REPORT.
+    /// </summary>
+    public Task<CleanupReport> RetireAsync(ManagedPlugin old, ManagedPlugin successor) =>
+        UnloadOneAsync(old, $"replaced by version {successor.Manifest.Version}", writeAudit: false);
+
+    /// <summary>Every plugin that depends on <paramref name="pluginId"/>, directly or not, each after those that depend on it.</summary>
+    private List<ManagedPlugin> DependentsClosure(string pluginId)
+    {
+        var ordered = new List<ManagedPlugin>();
+        var seen = new HashSet<string>(StringComparer.Ordinal) { pluginId };
+        void Visit(string id)
+        {
+            foreach (var dependent in registry.DependentsOf(id))
+            {
+                if (!seen.Add(dependent.Id)) continue;
+                Visit(dependent.Id);
+                ordered.Add(dependent);
+            }
+        }
+
+        Visit(pluginId);
+        return ordered;
+    }
+
+    private async Task<CleanupReport> UnloadOneAsync(ManagedPlugin plugin, string message, bool writeAudit)
+    {
         var clock = Stopwatch.StartNew();
         var report = new CleanupReport { PluginId = plugin.Id };
         var beingUnloaded = new SandboxException(ErrorReason.PluginCrashed, $"plugin {plugin.Id} is being unloaded", ErrorMetadata.For(plugin.Id));
         WorkerHandle? worker = null;
         var unloaded = lifecycle.TryTransition(plugin, new Transition(PluginState.Unloaded)
         {
-            Message = "unloaded",
+            Message = message,
+            WriteAudit = writeAudit,
             AuditDetails = json => json.WriteString("version", plugin.Manifest.Version.ToString()),
             // A worker already being stopped (terminated, crashed) is its terminator's to finish.
             Apply = p => worker = p.Current is { } current && current.TryBeginStopping(beingUnloaded) ? current : null,
@@ -46,6 +106,7 @@ internal sealed class PluginUnloader(
         report.DurationUs = (ulong)clock.Elapsed.TotalMicroseconds;
         var reported = audit.Record(AuditEvents.CleanupReport, plugin.Id, json =>
         {
+            json.WriteString("version", plugin.Manifest.Version.ToString());
             json.WriteBoolean("plugin_cleanup_called", report.PluginCleanupCalled);
             json.WriteNumber("plugin_cleanup_code", report.PluginCleanupCode);
             json.WriteStartArray("issues");
@@ -54,7 +115,7 @@ internal sealed class PluginUnloader(
         });
         if (!unloaded.Audited || !reported) report.Issues.Add(Issue(CleanupIssueKind.AuditLogFailed, "the unload could not be written to the audit log"));
 
-        logger.LogInformation("unloaded {PluginId}: {Issues} cleanup issue(s)", plugin.Id, report.Issues.Count);
+        logger.LogInformation("unloaded {PluginId} {Version} ({Message}): {Issues} cleanup issue(s)", plugin.Id, plugin.Manifest.Version, message, report.Issues.Count);
         return report;
     }
 

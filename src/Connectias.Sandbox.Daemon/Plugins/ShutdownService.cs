@@ -22,7 +22,7 @@ internal sealed class ShutdownService(PluginRegistry registry, PluginUnloader un
         {
             try
             {
-                await unloader.UnloadAsync(plugin.Id);
+                await unloader.UnloadForShutdownAsync(plugin);
             }
             catch (Exception e)
             {

@@ -147,7 +147,7 @@ internal sealed class PluginSupervisor(
 
     private async Task RestartAsync(ManagedPlugin plugin, WorkerHandle ended)
     {
-        if (registry.IsClosed) return;
+        if (registry.IsClosed || !registry.IsCurrent(plugin)) return; // an upgraded-away version is not restarted
         if (!lifecycle.TryTransition(plugin, new Transition(PluginState.Loading) { Message = "restarting", OnlyIf = p => p.Current == ended }).Applied) return;
         try
         {
