@@ -1,5 +1,6 @@
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Supervision;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Connectias.Sandbox.Daemon.UnitTests;
@@ -54,6 +55,26 @@ public class DaemonOptionsTests
         Assert.Null(CommandLine.UnknownOption(CommandLine.Normalize(["--socket", "/tmp/s", "--allow-unsigned", "--no-dev-key", "--sandbox=none"])));
         Assert.Equal("--frobnicate", CommandLine.UnknownOption(CommandLine.Normalize(["--socket", "/tmp/s", "--frobnicate=1"])));
         Assert.Equal(["--allow-unsigned=true", "--no-dev-key=false"], CommandLine.Normalize(["--allow-unsigned", "--no-dev-key"]));
+    }
+
+    [Fact]
+    public void Unknown_settings_are_named_with_the_file_or_environment_they_came_from()
+    {
+        var file = Path.GetTempFileName();
+        File.WriteAllText(file, """{ "Sandbox": { "QueueLimit": 3, "MaxPlugin": 9 } }""");
+        try
+        {
+            var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+                .AddJsonFile(file)
+                .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Sandbox:statedir", "/x")]) // case-insensitively known
+                .Build();
+            var problem = Assert.Single(StartupChecks.UnknownSettings(configuration));
+            Assert.StartsWith($"unknown setting Sandbox:MaxPlugin (from the settings file {Path.GetFileName(file)})", problem);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
     }
 
     [Fact]

@@ -42,6 +42,12 @@ builder.Logging.AddJsonConsole(log =>
 builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
 builder.Logging.AddFilter("Grpc", LogLevel.Warning);
 
+if (StartupChecks.UnknownSettings(builder.Configuration) is { Count: > 0 } unknownSettings)
+{
+    foreach (var problem in unknownSettings) Console.Error.WriteLine($"connectias-sandboxd: {problem}");
+    return 2;
+}
+
 var section = builder.Configuration.GetSection(DaemonOptions.Section);
 var options = section.Get<DaemonOptions>() ?? new DaemonOptions();
 options.StateDir = Path.GetFullPath(options.StateDir);
@@ -54,6 +60,13 @@ if (new DaemonOptionsValidator().Validate(null, options) is { Failed: true } inv
 if (options.WorkerExecutable is { Length: > 0 } workerExecutable && !File.Exists(workerExecutable))
 {
     Console.Error.WriteLine($"connectias-sandboxd: Sandbox:WorkerExecutable '{workerExecutable}' does not exist");
+    return 1;
+}
+
+if (options.TrustDir is { Length: > 0 } trustDir && !Directory.Exists(trustDir))
+{
+    // A missing trust store would mean "trust nothing" and refuse every signed package: say so instead.
+    Console.Error.WriteLine($"connectias-sandboxd: Sandbox:TrustDir '{trustDir}' does not exist; create it and put the trusted public keys in it");
     return 1;
 }
 
@@ -85,6 +98,7 @@ if (File.Exists(socket))
 }
 
 var developmentKey = options.DevelopmentKey ? DevelopmentKey.Ensure(options) : null;
+var auditAtStart = StartupChecks.VerifyAuditLog(options.StateDir);
 
 // Options: the same validator again at host start, so nothing resolved later sees an unchecked value.
 builder.Services.AddOptions<DaemonOptions>().Bind(section).PostConfigure(o => o.StateDir = options.StateDir).ValidateOnStart();
@@ -125,6 +139,7 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     kestrel.Limits.MaxRequestBodySize = null;
 });
 builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
+builder.Host.UseSystemd(); // under systemd only: READY=1 once the socket listens, journal-friendly log lines
 
 var app = builder.Build();
 app.MapGrpcService<PluginHostService>();
@@ -150,6 +165,10 @@ File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 var health = app.Services.GetRequiredService<HealthServiceImpl>();
 health.SetStatus("", HealthCheckResponse.Types.ServingStatus.Serving);
 health.SetStatus("connectias.sandbox.v1.PluginHost", HealthCheckResponse.Types.ServingStatus.Serving);
+// A chain already broken at start is a degraded audit log, not a daemon that cannot serve: its own health entry says so.
+health.SetStatus(StartupChecks.AuditHealthService, auditAtStart is { Intact: false }
+    ? HealthCheckResponse.Types.ServingStatus.NotServing
+    : HealthCheckResponse.Types.ServingStatus.Serving);
 
 audit.Append(AuditEvents.DaemonStart, "", json =>
 {
@@ -161,6 +180,19 @@ audit.Append(AuditEvents.DaemonStart, "", json =>
     json.WriteBoolean("allow_unsigned", options.AllowUnsigned);
     json.WriteString("sandbox", launcher.UseBubblewrap ? "bubblewrap" : "process");
 });
+if (auditAtStart is { Intact: false } broken)
+{
+    logger.LogError("audit log hash chain broken at line {Line} (record seq {Seq}): {Problem}; {Records} records before it verify. " +
+                    "New records continue after it; health service {Service} reports NOT_SERVING", broken.BadLine, broken.BadSeq, broken.Problem, broken.Records, StartupChecks.AuditHealthService);
+    audit.Append(AuditEvents.AuditChainBroken, "", json =>
+    {
+        if (broken.BadLine is { } line) json.WriteNumber("first_bad_line", line);
+        if (broken.BadSeq is { } seq) json.WriteNumber("first_bad_seq", seq);
+        json.WriteNumber("intact_records", broken.Records);
+        json.WriteString("problem", broken.Problem);
+    });
+}
+
 foreach (var warning in TrustStore.Load(options.ResolvedTrustDir).Warnings) logger.LogWarning("trust store: {Warning}", warning);
 if (developmentKey is not null) logger.LogWarning("the local development key {Fingerprint} is trusted (disable with --no-dev-key)", developmentKey);
 if (options.AllowUnsigned) logger.LogWarning("unsigned packages are accepted (--allow-unsigned)");
