@@ -143,6 +143,16 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+export interface LoadOptions extends CallOptions {
+  /** Upgrade a loaded plugin of the same id without a gap: its calls move to the new version once READY. */
+  replace?: boolean;
+}
+
+export interface UnloadOptions extends CallOptions {
+  /** First unload the loaded plugins that depend on this one; without it such an unload is DEPENDENCY_NOT_MET. */
+  cascade?: boolean;
+}
+
 export interface ConnectOptions {
   /** The daemon's Unix socket; default {@link defaultSocketPath}(). */
   socket?: string;
@@ -182,9 +192,9 @@ export declare class SandboxClient {
   /** The grpc-js client underneath (its errors are not translated). */
   readonly raw: Client;
   /** A Buffer/Uint8Array is sent as the package's bytes; a string is a path the daemon reads. */
-  load(bytesOrPath: Uint8Array | ArrayBuffer | string, options?: CallOptions): Promise<PluginInfo>;
+  load(bytesOrPath: Uint8Array | ArrayBuffer | string, options?: LoadOptions): Promise<PluginInfo>;
   execute(pluginId: string, command: string, args?: ExecuteArgs, options?: CallOptions): Promise<ExecuteResult>;
-  unload(pluginId: string, options?: CallOptions): Promise<CleanupReport>;
+  unload(pluginId: string, options?: UnloadOptions): Promise<CleanupReport>;
   list(options?: CallOptions): Promise<PluginInfo[]>;
   get(pluginId: string, options?: CallOptions): Promise<PluginInfo>;
   /** Starts watching at once; ends cleanly on abort, break or close(). */

@@ -127,11 +127,12 @@ export class SandboxClient {
   /**
    * Loads a package and returns its plugin info once READY: a Buffer/Uint8Array is sent as the package's
    * bytes; a string is a path on the daemon's machine that the daemon reads (made absolute against this process's cwd).
+   * With replace, a loaded plugin of the same id is upgraded without a gap (SPEC §4).
    */
-  async load(bytesOrPath, { timeoutMs } = {}) {
+  async load(bytesOrPath, { timeoutMs, replace = false } = {}) {
     let request;
-    if (typeof bytesOrPath === 'string') request = { path: resolve(bytesOrPath) };
-    else if (bytesOrPath instanceof Uint8Array || bytesOrPath instanceof ArrayBuffer) request = { package: encodeArgs(bytesOrPath) };
+    if (typeof bytesOrPath === 'string') request = { path: resolve(bytesOrPath), replace };
+    else if (bytesOrPath instanceof Uint8Array || bytesOrPath instanceof ArrayBuffer) request = { package: encodeArgs(bytesOrPath), replace };
     else throw new TypeError('load() takes the package as a Buffer/Uint8Array or a path string');
     const response = await this.#unary('loadPlugin', request, { timeoutMs });
     return pluginInfo(response.plugin);
@@ -148,9 +149,12 @@ export class SandboxClient {
     return { output: response.output, stats: response.stats };
   }
 
-  /** Unloads a plugin and returns the cleanup report. */
-  async unload(pluginId, { timeoutMs } = {}) {
-    const response = await this.#unary('unloadPlugin', { pluginId }, { timeoutMs, pluginId });
+  /**
+   * Unloads a plugin and returns the cleanup report. A plugin that loaded plugins depend on is refused
+   * (DEPENDENCY_NOT_MET) unless cascade, which unloads them first.
+   */
+  async unload(pluginId, { timeoutMs, cascade = false } = {}) {
+    const response = await this.#unary('unloadPlugin', { pluginId, cascade }, { timeoutMs, pluginId });
     return response.report;
   }
 

@@ -120,6 +120,27 @@ describe('list and get', () => {
   });
 });
 
+describe('upgrades and dependencies', () => {
+  it('load with replace upgrades a loaded plugin; without it the same id is ALREADY_LOADED', async () => {
+    const id = 'com.test.node.upgraded';
+    await loadHello(id);
+    const v2 = await signedPackage('hello', id, { permissions: HELLO_PERMISSIONS, version: '2.0.0' });
+    await refused(client.load(await readFile(v2)), 'ALREADY_LOADED', GrpcStatus.ALREADY_EXISTS, id);
+    const info = await client.load(await readFile(v2), { replace: true });
+    assert.equal(info.version, '2.0.0');
+    assert.equal((await client.get(id)).version, '2.0.0');
+  });
+
+  it('unload of a plugin others depend on is DEPENDENCY_NOT_MET naming them, unless cascade', async () => {
+    await loadHello('com.test.node.base');
+    await loadHello('com.test.node.app', { dependencies: ['com.test.node.base'] });
+    const error = await refused(client.unload('com.test.node.base'), 'DEPENDENCY_NOT_MET', GrpcStatus.FAILED_PRECONDITION, 'com.test.node.base');
+    assert.equal(error.metadata.dependents, 'com.test.node.app');
+    await client.unload('com.test.node.base', { cascade: true });
+    assert.equal((await client.get('com.test.node.app')).state, 'UNLOADED');
+  });
+});
+
 describe('unload', () => {
   it('returns the cleanup report, and the plugin is UNLOADED and no longer runs', async () => {
     const report = await client.unload('com.test.node.bypath');
