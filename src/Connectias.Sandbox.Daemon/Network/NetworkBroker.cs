@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
 using Connectias.Sandbox.Daemon.Policy;
 using Connectias.Sandbox.Packaging;
 
@@ -83,7 +82,7 @@ internal sealed class NetworkBroker : IDisposable
 
     private async Task<(int Code, byte[] Response)> PerformAsync(byte[] requestJson, TimeSpan remaining, CancellationToken lifetime)
     {
-        if (!TryParse(requestJson, out var method, out var uri, out var headers, out var body)) return (AbiCodes.BadRequest, []);
+        if (!BrokerJson.TryParseRequest(requestJson, out var method, out var uri, out var headers, out var body)) return (AbiCodes.BadRequest, []);
         var host = uri?.Host ?? "";
         lock (_recent)
         {
@@ -139,7 +138,7 @@ internal sealed class NetworkBroker : IDisposable
                 var payload = await ReadLimitedAsync(response, deadline.Token);
                 if (payload is null) return Refuse(AbiCodes.TooLarge, "response size", uri.Host, $"response body exceeds {_maxBodyBytes} bytes");
                 Interlocked.Add(ref BytesReceived, payload.Length);
-                return (0, ResponseJson(response, payload));
+                return (0, BrokerJson.Response(response, payload));
             }
         }
         catch (OperationCanceledException) when (lifetime.IsCancellationRequested)
@@ -208,47 +207,6 @@ internal sealed class NetworkBroker : IDisposable
         }
 
         return buffer.ToArray();
-    }
-
-    private static byte[] ResponseJson(HttpResponseMessage response, byte[] body)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteNumber("status", (int)response.StatusCode);
-            json.WriteStartObject("headers");
-            foreach (var header in response.Headers.Concat(response.Content.Headers)) json.WriteString(header.Key.ToLowerInvariant(), string.Join(", ", header.Value));
-            json.WriteEndObject();
-            json.WriteString("body_base64", Convert.ToBase64String(body));
-            json.WriteEndObject();
-        }
-
-        return buffer.ToArray();
-    }
-
-    private static bool TryParse(byte[] requestJson, out HttpMethod method, out Uri? uri, out List<KeyValuePair<string, string>> headers, out byte[]? body)
-    {
-        method = HttpMethod.Get;
-        uri = null;
-        headers = [];
-        body = null;
-        try
-        {
-            using var document = JsonDocument.Parse(requestJson);
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("url", out var url) || url.ValueKind != JsonValueKind.String) return false;
-            if (!Uri.TryCreate(url.GetString(), UriKind.Absolute, out uri)) return false;
-            if (root.TryGetProperty("method", out var m) && m.ValueKind == JsonValueKind.String) method = new HttpMethod(m.GetString()!.ToUpperInvariant());
-            if (root.TryGetProperty("headers", out var h) && h.ValueKind == JsonValueKind.Object)
-                foreach (var header in h.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.String)) headers.Add(new(header.Name, header.Value.GetString()!));
-            if (root.TryGetProperty("body_base64", out var b) && b.ValueKind == JsonValueKind.String) body = Convert.FromBase64String(b.GetString()!);
-            return true;
-        }
-        catch (Exception e) when (e is JsonException or FormatException or ArgumentException)
-        {
-            return false;
-        }
     }
 
     private (int, byte[]) Refuse(int code, string rule, string host, string message)
