@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Connectias.Sandbox.Daemon.Policy;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Packaging;
 
 namespace Connectias.Sandbox.Daemon.Network;
@@ -29,10 +31,13 @@ internal sealed class NetworkBroker : IDisposable
     private readonly long _maxBodyBytes;
     private readonly TimeSpan _timeout;
     private readonly Action<NetworkRefusal> _onRefusal;
+    private readonly DaemonMetrics _metrics;
     private readonly HttpClient _http;
     private readonly Queue<DateTime> _recent = new();
+    private Activity? _callInFlight;
 
-    public NetworkBroker(string pluginId, IReadOnlyList<HostPattern> manifestHosts, PolicyGrant grant, ResourceLimits limits, Action<NetworkRefusal> onRefusal)
+    public NetworkBroker(string pluginId, IReadOnlyList<HostPattern> manifestHosts, PolicyGrant grant, ResourceLimits limits, DaemonMetrics metrics,
+        Action<NetworkRefusal> onRefusal)
     {
         _pluginId = pluginId;
         _manifestHosts = manifestHosts;
@@ -41,6 +46,7 @@ internal sealed class NetworkBroker : IDisposable
         _maxBodyBytes = limits.MaxBodyBytes;
         _timeout = TimeSpan.FromMilliseconds(limits.NetworkTimeoutMs);
         _onRefusal = onRefusal;
+        _metrics = metrics;
         _http = new HttpClient(new SocketsHttpHandler
         {
             AllowAutoRedirect = false,        // every hop is checked here
@@ -50,6 +56,7 @@ internal sealed class NetworkBroker : IDisposable
             ConnectCallback = ConnectCheckedAsync,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
             ConnectTimeout = _timeout,
+            ActivityHeadersPropagator = BrokerPropagators.For(grant.PropagateTraceContext), // traceparent only where the policy allows it
         })
         {
             Timeout = Timeout.InfiniteTimeSpan,
@@ -62,6 +69,13 @@ internal sealed class NetworkBroker : IDisposable
     public long Refusals;
     public int InFlight;
 
+    /// <summary>The worker span of the plugin's call in flight (calls run one at a time): the parent of its requests' spans.</summary>
+    public Activity? CallInFlight
+    {
+        get => Volatile.Read(ref _callInFlight);
+        set => Volatile.Write(ref _callInFlight, value);
+    }
+
     /// <summary>
     /// Performs one request. <paramref name="workerLifetime"/> belongs to the worker that asked: once it is
     /// cancelled (the plugin is terminated or unloaded) requests in flight end and later ones fail at once.
@@ -69,10 +83,12 @@ internal sealed class NetworkBroker : IDisposable
     public async Task<(int Code, byte[] Response)> HandleAsync(byte[] requestJson, TimeSpan remaining, CancellationToken workerLifetime)
     {
         Interlocked.Increment(ref InFlight);
+        using var span = DaemonTracing.StartBrokeredRequest(_pluginId, CallInFlight);
         try
         {
-            if (workerLifetime.IsCancellationRequested) return (AbiCodes.IoFailure, []);
-            return await PerformAsync(requestJson, remaining, workerLifetime);
+            var (code, response) = workerLifetime.IsCancellationRequested ? (AbiCodes.IoFailure, []) : await PerformAsync(requestJson, remaining, workerLifetime, span);
+            DaemonTracing.EndRequest(span, code);
+            return (code, response);
         }
         finally
         {
@@ -80,9 +96,10 @@ internal sealed class NetworkBroker : IDisposable
         }
     }
 
-    private async Task<(int Code, byte[] Response)> PerformAsync(byte[] requestJson, TimeSpan remaining, CancellationToken lifetime)
+    private async Task<(int Code, byte[] Response)> PerformAsync(byte[] requestJson, TimeSpan remaining, CancellationToken lifetime, Activity? span)
     {
         if (!BrokerJson.TryParseRequest(requestJson, out var method, out var uri, out var headers, out var body)) return (AbiCodes.BadRequest, []);
+        DaemonTracing.DescribeRequest(span, method, uri!);
         var host = uri?.Host ?? "";
         lock (_recent)
         {
@@ -94,6 +111,7 @@ internal sealed class NetworkBroker : IDisposable
         }
 
         Interlocked.Increment(ref Requests);
+        _metrics.NetworkRequest(_pluginId);
         if (body is not null && body.Length > _maxBodyBytes)
             return Refuse(AbiCodes.TooLarge, "request size", host, $"request body of {body.Length} bytes exceeds {_maxBodyBytes}");
 
@@ -113,6 +131,7 @@ internal sealed class NetworkBroker : IDisposable
                 {
                     request.Content = new ByteArrayContent(body);
                     Interlocked.Add(ref BytesSent, body.Length);
+                    _metrics.NetworkSent(_pluginId, body.Length);
                 }
 
                 foreach (var (name, value) in headers.Where(h => !HopByHopHeaders.Contains(h.Key)))
@@ -122,6 +141,7 @@ internal sealed class NetworkBroker : IDisposable
                 }
 
                 using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
+                span?.SetTag("http.response.status_code", (int)response.StatusCode);
                 if ((int)response.StatusCode is 301 or 302 or 303 or 307 or 308 && response.Headers.Location is { } location)
                 {
                     if (hop == MaxRedirects) return Refuse(AbiCodes.Denied, "redirect limit", uri.Host, $"more than {MaxRedirects} redirects");
@@ -138,6 +158,7 @@ internal sealed class NetworkBroker : IDisposable
                 var payload = await ReadLimitedAsync(response, deadline.Token);
                 if (payload is null) return Refuse(AbiCodes.TooLarge, "response size", uri.Host, $"response body exceeds {_maxBodyBytes} bytes");
                 Interlocked.Add(ref BytesReceived, payload.Length);
+                _metrics.NetworkReceived(_pluginId, payload.Length);
                 return (0, BrokerJson.Response(response, payload));
             }
         }
@@ -212,6 +233,7 @@ internal sealed class NetworkBroker : IDisposable
     private (int, byte[]) Refuse(int code, string rule, string host, string message)
     {
         Interlocked.Increment(ref Refusals);
+        DaemonTracing.RequestRefused(rule);
         _onRefusal(new NetworkRefusal(code, rule, host, $"plugin {_pluginId}: {message}"));
         return (code, []);
     }

@@ -4,6 +4,7 @@ using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Policy;
 using Connectias.Sandbox.Daemon.Supervision;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Packaging;
 using Connectias.Sandbox.V1;
 
@@ -20,6 +21,7 @@ internal sealed class PluginLoader(
     PluginRegistry registry,
     PluginSupervisor supervisor,
     AuditTrail audit,
+    DaemonMetrics metrics,
     ILogger<PluginLoader> logger)
 {
     private readonly PackageReader _reader = new();
@@ -27,10 +29,12 @@ internal sealed class PluginLoader(
     public async Task<ManagedPlugin> LoadAsync(LoadPluginRequest request, CancellationToken cancellation)
     {
         var source = request.SourceCase == LoadPluginRequest.SourceOneofCase.Path ? request.Path : "(bytes)";
+        using var span = DaemonTracing.StartLoad(source);
         ManagedPlugin? plugin = null;
         try
         {
             plugin = Verify(request);
+            span?.SetTag("plugin_id", plugin.Id);
             registry.Register(plugin);
             var registered = plugin;
             var manifest = plugin.Manifest;
@@ -51,6 +55,7 @@ internal sealed class PluginLoader(
                 foreach (var permission in manifest.Permissions) json.WriteStringValue(permission.WireName());
                 json.WriteEndArray();
             });
+            metrics.Loaded(plugin.Id);
             logger.LogInformation("loaded {PluginId} {Version} (pid {Pid}, signer {Signer})", plugin.Id, manifest.Version, plugin.Current!.WorkerPid, plugin.Signer.Fingerprint ?? "unsigned");
             return plugin;
         }
@@ -64,6 +69,8 @@ internal sealed class PluginLoader(
                 json.WriteString("message", e.Message);
                 json.WriteString("source", source);
             });
+            metrics.LoadRefused(e.Reason);
+            DaemonTracing.Failed(span, e);
             logger.LogWarning("load of {Source} rejected: {Reason}: {Message}", source, e.Reason.WireName(), e.Message);
             throw ErrorMetadata.WithPluginId(e, id);
         }
