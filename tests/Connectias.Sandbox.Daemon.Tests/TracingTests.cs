@@ -135,3 +135,29 @@ public sealed class TracingTests(TracedDaemon traced) : IClassFixture<TracedDaem
 
     private static (string TraceId, string SpanId) NewCallerContext() => (ActivityTraceId.CreateRandom().ToHexString(), ActivitySpanId.CreateRandom().ToHexString());
 }
+
+/// <summary>A daemon that does not trace has no span of its own to name, so it propagates nothing, whatever the policy says.</summary>
+public sealed class UntracedPropagationTests
+{
+    [Fact]
+    public async Task Without_tracing_no_request_carries_a_traceparent_even_where_the_policy_allows_it()
+    {
+        await using var server = new OtlpReceiver();
+        var network = $$"""
+            "permissions": ["network"], "allowed_hosts": ["127.0.0.1:{{server.Port}}"], "allow_private_hosts": ["127.0.0.1:{{server.Port}}"]
+            """;
+        using var daemon = DaemonProcess.Start($$"""{ "plugins": { "com.test.propagating": { {{network}}, "propagate_trace_context": true } } }""");
+        using var client = daemon.Client();
+        await client.LoadAsync(daemon.Package("fetch", "com.test.propagating", $",\"permissions\":[\"network\"],\"allowed_hosts\":[\"127.0.0.1:{server.Port}\"]"));
+
+        // The caller's context still reaches ASP.NET Core's request Activity (created for logging even when nothing
+        // traces), and the broker's tasks inherit the LoadPlugin request's: neither may leak out.
+        using var channel = UnixSocketChannel.Create(daemon.SocketPath);
+        var request = JsonSerializer.SerializeToUtf8Bytes(new { url = $"{server.Endpoint}/headers" });
+        var response = await new PluginHost.PluginHostClient(channel).ExecuteAsync(
+            new ExecuteRequest { PluginId = "com.test.propagating", Command = "strict", Args = ByteString.CopyFrom(request) },
+            new Metadata { { "traceparent", $"00-{ActivityTraceId.CreateRandom().ToHexString()}-{ActivitySpanId.CreateRandom().ToHexString()}-01" } });
+        var body = Convert.FromBase64String(JsonDocument.Parse(response.Output.Memory).RootElement.GetProperty("body_base64").GetString()!);
+        Assert.Empty(JsonSerializer.Deserialize<Dictionary<string, string>>(body)!);
+    }
+}
