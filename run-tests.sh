@@ -21,7 +21,8 @@ if [ "$dotnet_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
 fi
 
 : > "$log"
-(cd clients/node && npm ci --no-audit --no-fund --prefer-offline && npm test) 2>&1 | tee "$log"
+# The Node tests package the sample plugins from samples/plugins/out, which dotnet test does not build.
+(dotnet build samples/plugins -v q -nologo >/dev/null && cd clients/node && npm ci --no-audit --no-fund --prefer-offline && npm test) 2>&1 | tee "$log"
 node_status=${PIPESTATUS[0]}
 node_passed=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
 node_failed=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')

@@ -15,10 +15,12 @@ public abstract class CliScratch : IDisposable
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var previous = Directory.GetCurrentDirectory();
         int code;
-        lock (typeof(CliScratch)) // the working directory is process-wide
+        // The working directory is process-wide and test classes run in parallel: read it, change it and put
+        // it back under one lock, or another class's scratch directory (deleted by now) could be restored.
+        lock (typeof(CliScratch))
         {
+            var previous = Directory.GetCurrentDirectory();
             Directory.SetCurrentDirectory(_work);
             try
             {

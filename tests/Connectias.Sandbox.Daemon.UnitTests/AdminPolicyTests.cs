@@ -14,6 +14,22 @@ public sealed class AdminPolicyTests : IDisposable
         Assert.Equal(new HashSet<Permission> { Permission.Storage, Permission.SystemInfo }, grant.Permissions.ToHashSet());
         Assert.Equal(ResourceLimits.Defaults, grant.Limits);
         Assert.Equal(RestartPolicy.Never, grant.Restart);
+        Assert.False(grant.PropagateTraceContext);
+    }
+
+    [Fact]
+    public void Trace_context_propagation_is_off_unless_granted_and_a_plugin_entry_inherits_the_defaults()
+    {
+        var policy = Load("""
+            {
+              "default": { "propagate_trace_context": true },
+              "plugins": { "com.example.private": { "propagate_trace_context": false }, "com.example.other": { "permissions": [] } }
+            }
+            """);
+        Assert.True(policy.For("com.example.unlisted").PropagateTraceContext);
+        Assert.True(policy.For("com.example.other").PropagateTraceContext);
+        Assert.False(policy.For("com.example.private").PropagateTraceContext);
+        Assert.False(Load("""{ "plugins": { "com.example.x": { "permissions": ["network"] } } }""").For("com.example.x").PropagateTraceContext);
     }
 
     [Fact]
@@ -66,6 +82,8 @@ public sealed class AdminPolicyTests : IDisposable
     [InlineData("""{ "default": { "limits": { "timeout_ms": 3600001 } } }""", "'default.limits.timeout_ms' is 3600001; this daemon allows at most 3600000")]
     [InlineData("""{ "plugins": { "com.example.x": { "config": [] } } }""", "'plugins.com.example.x.config' must be an object")]
     [InlineData("""{ "plugins": { "com.example.x": { "restart": 1 } } }""", "'plugins.com.example.x.restart' must be")]
+    [InlineData("""{ "plugins": { "com.example.x": { "propagate_trace_context": "yes" } } }""", "'plugins.com.example.x.propagate_trace_context' must be true or false")]
+    [InlineData("""{ "default": { "propagate_tracecontext": true } }""", "unknown key 'default.propagate_tracecontext'")]
     [InlineData("""{ "default": """, "policy")]
     public void A_malformed_policy_is_refused_naming_the_field(string json, string expected)
     {

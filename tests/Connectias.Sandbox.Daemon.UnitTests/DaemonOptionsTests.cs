@@ -1,6 +1,9 @@
+using System.Diagnostics.Metrics;
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Supervision;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Connectias.Sandbox.Daemon.UnitTests;
@@ -10,6 +13,15 @@ public class DaemonOptionsTests
 {
     [Fact]
     public void The_embedded_defaults_are_valid() => Assert.True(new DaemonOptionsValidator().Validate(null, new DaemonOptions()).Succeeded);
+
+    [Fact]
+    public void Telemetry_is_off_by_default_and_either_exporter_turns_it_on()
+    {
+        Assert.False(new DaemonOptions().TelemetryEnabled);
+        Assert.True(new DaemonOptions { MetricsListen = "127.0.0.1:9464" }.TelemetryEnabled);
+        Assert.True(new DaemonOptions { OtlpEndpoint = "http://127.0.0.1:4317", OtlpProtocol = "http/protobuf" }.TelemetryEnabled);
+        Assert.True(new DaemonOptionsValidator().Validate(null, new DaemonOptions { MetricsListen = "[::1]:9464", OtlpEndpoint = "https://otel.example.com" }).Succeeded);
+    }
 
     [Theory]
     [InlineData(nameof(DaemonOptions.Sandbox), "Sandbox:Sandbox 'chroot' is not a sandbox mode")]
@@ -24,6 +36,10 @@ public class DaemonOptionsTests
     [InlineData(nameof(DaemonOptions.RestartsPerMinute), "Sandbox:RestartsPerMinute is -1; it must be at least 0")]
     [InlineData(nameof(DaemonOptions.UnloadedRetentionSeconds), "Sandbox:UnloadedRetentionSeconds is -1; it must be at least 0")]
     [InlineData(nameof(DaemonOptions.WorkerRssAllowanceBytes), "Sandbox:WorkerRssAllowanceBytes is -1; it must be at least 0")]
+    [InlineData(nameof(DaemonOptions.MetricsListen), "Sandbox:MetricsListen '9464' is not IP:PORT")]
+    [InlineData("MetricsListenOnTcpPort", "Sandbox:MetricsListen '127.0.0.1:7700' uses the port of Tcp '0.0.0.0:7700'")]
+    [InlineData(nameof(DaemonOptions.OtlpEndpoint), "Sandbox:OtlpEndpoint 'collector:4317' is not an http:// or https:// URL")]
+    [InlineData(nameof(DaemonOptions.OtlpProtocol), "Sandbox:OtlpProtocol 'http/json' is not an OTLP protocol; use grpc, http/protobuf")]
     public void A_bad_value_is_refused_naming_the_setting(string setting, string expected)
     {
         var options = new DaemonOptions();
@@ -41,6 +57,10 @@ public class DaemonOptionsTests
             case nameof(DaemonOptions.RestartsPerMinute): options.RestartsPerMinute = -1; break;
             case nameof(DaemonOptions.UnloadedRetentionSeconds): options.UnloadedRetentionSeconds = -1; break;
             case nameof(DaemonOptions.WorkerRssAllowanceBytes): options.WorkerRssAllowanceBytes = -1; break;
+            case nameof(DaemonOptions.MetricsListen): options.MetricsListen = "9464"; break;
+            case "MetricsListenOnTcpPort": (options.MetricsListen, options.Tcp) = ("127.0.0.1:7700", "0.0.0.0:7700"); break;
+            case nameof(DaemonOptions.OtlpEndpoint): options.OtlpEndpoint = "collector:4317"; break;
+            case nameof(DaemonOptions.OtlpProtocol): options.OtlpProtocol = "http/json"; break;
         }
 
         var result = new DaemonOptionsValidator().Validate(null, options);
@@ -80,7 +100,9 @@ public class DaemonOptionsTests
     [Fact]
     public void Restarts_back_off_from_the_setting_doubling_each_time()
     {
-        var restarts = new RestartScheduler(new DaemonOptions { RestartBackoffMs = 250 }, new BackgroundTasks(NullLogger<BackgroundTasks>.Instance), NullLogger<RestartScheduler>.Instance);
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var restarts = new RestartScheduler(new DaemonOptions { RestartBackoffMs = 250 }, new BackgroundTasks(NullLogger<BackgroundTasks>.Instance),
+            new DaemonMetrics(services.GetRequiredService<IMeterFactory>()), NullLogger<RestartScheduler>.Instance);
         Assert.Equal([250.0, 500.0, 1000.0, 2000.0, 4000.0], Enumerable.Range(0, 5).Select(n => restarts.Backoff(n).TotalMilliseconds));
     }
 }

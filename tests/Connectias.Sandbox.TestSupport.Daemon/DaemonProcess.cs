@@ -67,7 +67,7 @@ public sealed class DaemonProcess : IDisposable
         }
 
         args.AddRange(info.Arguments);
-        var process = Process.Start(DotnetProgram.StartInfo(Dll, args, SettingsEnvironment(info.Settings)))!;
+        var process = Process.Start(DotnetProgram.StartInfo(Dll, args, SettingsEnvironment(info.Settings).Concat(info.Environment)))!;
         var daemon = new DaemonProcess(process, stateDir, key);
         process.OutputDataReceived += (_, e) => daemon.Append(e.Data);
         process.ErrorDataReceived += (_, e) => daemon.Append(e.Data);

@@ -9,6 +9,9 @@ public sealed record DaemonStartInfo
     /// <summary>Sandbox:* settings, passed as Sandbox__NAME environment variables.</summary>
     public IReadOnlyList<(string Name, string Value)> Settings { get; init; } = [];
 
+    /// <summary>Other environment variables as given, e.g. the OpenTelemetry SDK's OTEL_BSP_SCHEDULE_DELAY.</summary>
+    public IReadOnlyList<(string Name, string Value)> Environment { get; init; } = [];
+
     /// <summary>An existing state directory to start on (a restart after a killed daemon, say); null makes a fresh one.</summary>
     public string? StateDir { get; init; }
 

@@ -1,7 +1,9 @@
+using System.Diagnostics;
+
 namespace Connectias.Sandbox.Daemon.Calls;
 
 /// <summary>One call waiting for, or running in, a plugin.</summary>
-internal sealed class CallJob(string command, byte[] args, DateTime? deadline, CancellationToken cancellation)
+internal sealed class CallJob(string command, byte[] args, DateTime? deadline, CancellationToken cancellation, Activity? span = null)
 {
     public string Command { get; } = command;
     public byte[] Args { get; } = args;
@@ -10,4 +12,10 @@ internal sealed class CallJob(string command, byte[] args, DateTime? deadline, C
     public DateTime? Deadline { get; } = deadline;
     public CancellationToken Cancellation { get; } = cancellation;
     public TaskCompletionSource<V1.ExecuteResponse> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The call's Execute span when it is traced: the parent of its queue and worker spans.</summary>
+    public Activity? Span { get; } = span;
+
+    /// <summary>When the call joined the queue; its queue span starts here.</summary>
+    public DateTimeOffset QueuedAt { get; } = DateTimeOffset.UtcNow;
 }

@@ -15,6 +15,9 @@ internal sealed class CallQueue(int limit)
 
     public int Limit { get; } = limit;
 
+    /// <summary>Calls waiting now, the running one not included (a bounded channel keeps the count).</summary>
+    public int Waiting => _channel.Reader.Count;
+
     /// <summary>The loop's task once <see cref="Start"/> ran; it ends when the queue is completed or the worker stops.</summary>
     public Task Loop { get; private set; } = Task.CompletedTask;
 

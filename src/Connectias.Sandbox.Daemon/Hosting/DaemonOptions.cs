@@ -13,6 +13,9 @@ public sealed class DaemonOptions
     /// <summary>The values <see cref="Sandbox"/> accepts.</summary>
     public static readonly IReadOnlyList<string> SandboxModes = ["auto", "bubblewrap", "none"];
 
+    /// <summary>The values <see cref="OtlpProtocol"/> accepts, as OTEL_EXPORTER_OTLP_PROTOCOL spells them.</summary>
+    public static readonly IReadOnlyList<string> OtlpProtocols = ["grpc", "http/protobuf"];
+
     /// <summary>State directory: audit log, storage, trust store, sockets. Default: ~/.local/state/connectias-sandbox.</summary>
     public string StateDir { get; set; } = SandboxPaths.DefaultStateDirectory();
 
@@ -81,6 +84,25 @@ public sealed class DaemonOptions
 
     /// <summary>How long an unloaded plugin stays visible in ListPlugins/GetPlugin before the registry forgets it.</summary>
     public int UnloadedRetentionSeconds { get; set; } = 600;
+
+    /// <summary>
+    /// Where a Prometheus server scrapes the daemon's metrics, "IP:PORT" (e.g. 127.0.0.1:9464): an extra plaintext
+    /// HTTP/1.1 listener serving only <c>/metrics</c>. Off unless set; bind it to loopback or a private interface.
+    /// </summary>
+    public string? MetricsListen { get; set; }
+
+    /// <summary>
+    /// An OpenTelemetry collector's OTLP endpoint (e.g. http://127.0.0.1:4317) that receives the daemon's traces and
+    /// metrics. Off unless set: the standard OTEL_EXPORTER_OTLP_ENDPOINT alone does not turn export on, because
+    /// sending what plugins do off the host is the operator's decision, not an inherited environment's.
+    /// </summary>
+    public string? OtlpEndpoint { get; set; }
+
+    /// <summary>"grpc" (an endpoint such as :4317) or "http/protobuf" (:4318; /v1/traces and /v1/metrics are appended).</summary>
+    public string OtlpProtocol { get; set; } = "grpc";
+
+    /// <summary>True when any exporter is configured; otherwise no OpenTelemetry SDK is registered at all.</summary>
+    public bool TelemetryEnabled => MetricsListen is { Length: > 0 } || OtlpEndpoint is { Length: > 0 };
 
     public string ResolvedSocket => Socket ?? SandboxPaths.SocketPath(StateDir);
     public string ResolvedTrustDir => TrustDir ?? SandboxPaths.TrustDirectory(StateDir);

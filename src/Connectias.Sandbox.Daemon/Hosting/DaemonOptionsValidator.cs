@@ -22,6 +22,19 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
             yield return $"Sandbox '{o.Sandbox}' is not a sandbox mode; use {string.Join(", ", DaemonOptions.SandboxModes)}";
         if (o.Tcp is { Length: > 0 } tcp && (!IPEndPoint.TryParse(tcp, out var endpoint) || endpoint.Port == 0))
             yield return $"Tcp '{tcp}' is not IP:PORT, e.g. 127.0.0.1:7700";
+        if (o.MetricsListen is { Length: > 0 } metrics)
+        {
+            if (!IPEndPoint.TryParse(metrics, out var metricsEndpoint) || metricsEndpoint.Port == 0)
+                yield return $"MetricsListen '{metrics}' is not IP:PORT, e.g. 127.0.0.1:9464";
+            // /metrics is served by local port, so the gRPC listener must never share it (even on another address).
+            else if (o.Tcp is { Length: > 0 } && IPEndPoint.TryParse(o.Tcp, out var tcpEndpoint) && tcpEndpoint.Port == metricsEndpoint.Port)
+                yield return $"MetricsListen '{metrics}' uses the port of Tcp '{o.Tcp}'; the scrape endpoint needs a port of its own";
+        }
+
+        if (o.OtlpEndpoint is { Length: > 0 } otlp && (!Uri.TryCreate(otlp, UriKind.Absolute, out var otlpUri) || otlpUri.Scheme is not ("http" or "https")))
+            yield return $"OtlpEndpoint '{otlp}' is not an http:// or https:// URL, e.g. http://127.0.0.1:4317";
+        if (!DaemonOptions.OtlpProtocols.Contains(o.OtlpProtocol))
+            yield return $"OtlpProtocol '{o.OtlpProtocol}' is not an OTLP protocol; use {string.Join(", ", DaemonOptions.OtlpProtocols)}";
 
         foreach (var (setting, value, minimum) in new (string, long, long)[]
         {

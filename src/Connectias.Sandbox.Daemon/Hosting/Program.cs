@@ -9,6 +9,7 @@ using Connectias.Sandbox.Daemon.Network;
 using Connectias.Sandbox.Daemon.Plugins;
 using Connectias.Sandbox.Daemon.Policy;
 using Connectias.Sandbox.Daemon.Supervision;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Daemon.Workers;
 using Connectias.Sandbox.Packaging;
 using Grpc.Health.V1;
@@ -121,6 +122,7 @@ builder.Services.AddSingleton<PluginLoader>();
 builder.Services.AddSingleton<PluginUnloader>();
 builder.Services.AddSingleton<PluginUpgrader>();
 builder.Services.AddSingleton<PluginCalls>();
+builder.AddDaemonTelemetry(options);
 builder.Services.AddHostedService<ResourceMonitor>();
 builder.Services.AddHostedService<ShutdownService>(); // stopped first (reverse order): unloads before the monitor stops
 builder.Services.AddSingleton<HealthServiceImpl>();
@@ -142,6 +144,7 @@ builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.
 builder.Host.UseSystemd(); // under systemd only: READY=1 once the socket listens, journal-friendly log lines
 
 var app = builder.Build();
+app.UseDaemonTelemetry(options);
 app.MapGrpcService<PluginHostService>();
 app.MapGrpcService<HealthServiceImpl>();
 app.MapGrpcReflectionService();

@@ -1,7 +1,8 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
 using Connectias.Sandbox.Daemon.Policy;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Packaging;
 
 namespace Connectias.Sandbox.Daemon.Network;
@@ -30,10 +31,13 @@ internal sealed class NetworkBroker : IDisposable
     private readonly long _maxBodyBytes;
     private readonly TimeSpan _timeout;
     private readonly Action<NetworkRefusal> _onRefusal;
+    private readonly DaemonMetrics _metrics;
     private readonly HttpClient _http;
     private readonly Queue<DateTime> _recent = new();
+    private Activity? _callInFlight;
 
-    public NetworkBroker(string pluginId, IReadOnlyList<HostPattern> manifestHosts, PolicyGrant grant, ResourceLimits limits, Action<NetworkRefusal> onRefusal)
+    public NetworkBroker(string pluginId, IReadOnlyList<HostPattern> manifestHosts, PolicyGrant grant, ResourceLimits limits, DaemonMetrics metrics,
+        Action<NetworkRefusal> onRefusal)
     {
         _pluginId = pluginId;
         _manifestHosts = manifestHosts;
@@ -42,6 +46,7 @@ internal sealed class NetworkBroker : IDisposable
         _maxBodyBytes = limits.MaxBodyBytes;
         _timeout = TimeSpan.FromMilliseconds(limits.NetworkTimeoutMs);
         _onRefusal = onRefusal;
+        _metrics = metrics;
         _http = new HttpClient(new SocketsHttpHandler
         {
             AllowAutoRedirect = false,        // every hop is checked here
@@ -51,6 +56,7 @@ internal sealed class NetworkBroker : IDisposable
             ConnectCallback = ConnectCheckedAsync,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
             ConnectTimeout = _timeout,
+            ActivityHeadersPropagator = BrokerPropagators.For(grant.PropagateTraceContext), // traceparent only where the policy allows it
         })
         {
             Timeout = Timeout.InfiniteTimeSpan,
@@ -63,6 +69,13 @@ internal sealed class NetworkBroker : IDisposable
     public long Refusals;
     public int InFlight;
 
+    /// <summary>The worker span of the plugin's call in flight (calls run one at a time): the parent of its requests' spans.</summary>
+    public Activity? CallInFlight
+    {
+        get => Volatile.Read(ref _callInFlight);
+        set => Volatile.Write(ref _callInFlight, value);
+    }
+
     /// <summary>
     /// Performs one request. <paramref name="workerLifetime"/> belongs to the worker that asked: once it is
     /// cancelled (the plugin is terminated or unloaded) requests in flight end and later ones fail at once.
@@ -70,10 +83,12 @@ internal sealed class NetworkBroker : IDisposable
     public async Task<(int Code, byte[] Response)> HandleAsync(byte[] requestJson, TimeSpan remaining, CancellationToken workerLifetime)
     {
         Interlocked.Increment(ref InFlight);
+        using var span = DaemonTracing.StartBrokeredRequest(_pluginId, CallInFlight);
         try
         {
-            if (workerLifetime.IsCancellationRequested) return (AbiCodes.IoFailure, []);
-            return await PerformAsync(requestJson, remaining, workerLifetime);
+            var (code, response) = workerLifetime.IsCancellationRequested ? (AbiCodes.IoFailure, []) : await PerformAsync(requestJson, remaining, workerLifetime, span);
+            DaemonTracing.EndRequest(span, code);
+            return (code, response);
         }
         finally
         {
@@ -81,9 +96,10 @@ internal sealed class NetworkBroker : IDisposable
         }
     }
 
-    private async Task<(int Code, byte[] Response)> PerformAsync(byte[] requestJson, TimeSpan remaining, CancellationToken lifetime)
+    private async Task<(int Code, byte[] Response)> PerformAsync(byte[] requestJson, TimeSpan remaining, CancellationToken lifetime, Activity? span)
     {
-        if (!TryParse(requestJson, out var method, out var uri, out var headers, out var body)) return (AbiCodes.BadRequest, []);
+        if (!BrokerJson.TryParseRequest(requestJson, out var method, out var uri, out var headers, out var body)) return (AbiCodes.BadRequest, []);
+        DaemonTracing.DescribeRequest(span, method, uri!);
         var host = uri?.Host ?? "";
         lock (_recent)
         {
@@ -95,6 +111,7 @@ internal sealed class NetworkBroker : IDisposable
         }
 
         Interlocked.Increment(ref Requests);
+        _metrics.NetworkRequest(_pluginId);
         if (body is not null && body.Length > _maxBodyBytes)
             return Refuse(AbiCodes.TooLarge, "request size", host, $"request body of {body.Length} bytes exceeds {_maxBodyBytes}");
 
@@ -114,6 +131,7 @@ internal sealed class NetworkBroker : IDisposable
                 {
                     request.Content = new ByteArrayContent(body);
                     Interlocked.Add(ref BytesSent, body.Length);
+                    _metrics.NetworkSent(_pluginId, body.Length);
                 }
 
                 foreach (var (name, value) in headers.Where(h => !HopByHopHeaders.Contains(h.Key)))
@@ -123,6 +141,7 @@ internal sealed class NetworkBroker : IDisposable
                 }
 
                 using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
+                span?.SetTag("http.response.status_code", (int)response.StatusCode);
                 if ((int)response.StatusCode is 301 or 302 or 303 or 307 or 308 && response.Headers.Location is { } location)
                 {
                     if (hop == MaxRedirects) return Refuse(AbiCodes.Denied, "redirect limit", uri.Host, $"more than {MaxRedirects} redirects");
@@ -139,7 +158,8 @@ internal sealed class NetworkBroker : IDisposable
                 var payload = await ReadLimitedAsync(response, deadline.Token);
                 if (payload is null) return Refuse(AbiCodes.TooLarge, "response size", uri.Host, $"response body exceeds {_maxBodyBytes} bytes");
                 Interlocked.Add(ref BytesReceived, payload.Length);
-                return (0, ResponseJson(response, payload));
+                _metrics.NetworkReceived(_pluginId, payload.Length);
+                return (0, BrokerJson.Response(response, payload));
             }
         }
         catch (OperationCanceledException) when (lifetime.IsCancellationRequested)
@@ -210,50 +230,10 @@ internal sealed class NetworkBroker : IDisposable
         return buffer.ToArray();
     }
 
-    private static byte[] ResponseJson(HttpResponseMessage response, byte[] body)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteNumber("status", (int)response.StatusCode);
-            json.WriteStartObject("headers");
-            foreach (var header in response.Headers.Concat(response.Content.Headers)) json.WriteString(header.Key.ToLowerInvariant(), string.Join(", ", header.Value));
-            json.WriteEndObject();
-            json.WriteString("body_base64", Convert.ToBase64String(body));
-            json.WriteEndObject();
-        }
-
-        return buffer.ToArray();
-    }
-
-    private static bool TryParse(byte[] requestJson, out HttpMethod method, out Uri? uri, out List<KeyValuePair<string, string>> headers, out byte[]? body)
-    {
-        method = HttpMethod.Get;
-        uri = null;
-        headers = [];
-        body = null;
-        try
-        {
-            using var document = JsonDocument.Parse(requestJson);
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("url", out var url) || url.ValueKind != JsonValueKind.String) return false;
-            if (!Uri.TryCreate(url.GetString(), UriKind.Absolute, out uri)) return false;
-            if (root.TryGetProperty("method", out var m) && m.ValueKind == JsonValueKind.String) method = new HttpMethod(m.GetString()!.ToUpperInvariant());
-            if (root.TryGetProperty("headers", out var h) && h.ValueKind == JsonValueKind.Object)
-                foreach (var header in h.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.String)) headers.Add(new(header.Name, header.Value.GetString()!));
-            if (root.TryGetProperty("body_base64", out var b) && b.ValueKind == JsonValueKind.String) body = Convert.FromBase64String(b.GetString()!);
-            return true;
-        }
-        catch (Exception e) when (e is JsonException or FormatException or ArgumentException)
-        {
-            return false;
-        }
-    }
-
     private (int, byte[]) Refuse(int code, string rule, string host, string message)
     {
         Interlocked.Increment(ref Refusals);
+        DaemonTracing.RequestRefused(rule);
         _onRefusal(new NetworkRefusal(code, rule, host, $"plugin {_pluginId}: {message}"));
         return (code, []);
     }

@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using System.Globalization;
 using Connectias.Sandbox.Daemon.Calls;
 using Connectias.Sandbox.Daemon.Lifecycle;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Daemon.Workers;
 using Connectias.Sandbox.V1;
 
@@ -8,13 +10,35 @@ namespace Connectias.Sandbox.Daemon.Plugins;
 
 /// <summary>
 /// Execute: refuses at once what cannot run (unknown or unloaded plugin, a plugin not ready, an undeclared
-/// command, a full queue), otherwise queues the call on the plugin's worker and waits for its outcome.
+/// command, a full queue), otherwise queues the call on the plugin's worker and waits for its outcome. Every call
+/// to a registered plugin is counted, timed and traced here, in the one place every end of a call passes through
+/// (a refusal at admission, the worker's answer, a queued call failed when its worker was ended).
 /// </summary>
-internal sealed class PluginCalls(PluginRegistry registry)
+internal sealed class PluginCalls(PluginRegistry registry, DaemonMetrics metrics)
 {
     public async Task<ExecuteResponse> ExecuteAsync(ExecuteRequest request, DateTime? deadline, CancellationToken cancellation)
     {
+        // An unknown id is refused before it is counted or traced: it would be a series for any name a caller makes up.
         var plugin = registry.Find(request.PluginId);
+        using var span = DaemonTracing.StartExecute(plugin.Id, request.Command);
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var response = await AdmitAndWaitAsync(plugin, request, deadline, span, cancellation);
+            metrics.CallEnded(plugin.Id, Stopwatch.GetElapsedTime(started), error: null);
+            return response;
+        }
+        catch (Exception e)
+        {
+            metrics.CallEnded(plugin.Id, Stopwatch.GetElapsedTime(started), e);
+            DaemonTracing.Failed(span, e);
+            throw;
+        }
+    }
+
+    private static async Task<ExecuteResponse> AdmitAndWaitAsync(ManagedPlugin plugin, ExecuteRequest request, DateTime? deadline, Activity? span,
+        CancellationToken cancellation)
+    {
         WorkerHandle worker;
         lock (plugin.Sync)
         {
@@ -31,7 +55,7 @@ internal sealed class PluginCalls(PluginRegistry registry)
                 $"plugin {plugin.Id} declares no command '{request.Command}'; it declares: {string.Join(", ", declared.Select(c => c.Name))}", ErrorMetadata.For(plugin.Id));
         }
 
-        var job = new CallJob(request.Command, request.Args.ToByteArray(), deadline, cancellation);
+        var job = new CallJob(request.Command, request.Args.ToByteArray(), deadline, cancellation, span);
         if (!worker.Calls.TryEnqueue(job))
         {
             if (worker.State != WorkerState.Serving) throw NotReady(plugin); // the worker began to stop since the check above

@@ -4,6 +4,7 @@ using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Policy;
 using Connectias.Sandbox.Daemon.Supervision;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Packaging;
 using Connectias.Sandbox.V1;
 
@@ -21,6 +22,7 @@ internal sealed class PluginLoader(
     PluginSupervisor supervisor,
     PluginUpgrader upgrader,
     AuditTrail audit,
+    DaemonMetrics metrics,
     ILogger<PluginLoader> logger)
 {
     private readonly PackageReader _reader = new();
@@ -28,14 +30,17 @@ internal sealed class PluginLoader(
     public async Task<ManagedPlugin> LoadAsync(LoadPluginRequest request, CancellationToken cancellation)
     {
         var source = request.SourceCase == LoadPluginRequest.SourceOneofCase.Path ? request.Path : "(bytes)";
+        using var span = DaemonTracing.StartLoad(source);
         ManagedPlugin? plugin = null;
         try
         {
             plugin = Verify(request);
+            span?.SetTag("plugin_id", plugin.Id);
             if (request.Replace && LiveOf(plugin.Id) is { } current)
             {
                 var upgraded = await upgrader.UpgradeAsync(current, plugin, source, cancellation);
                 plugin = null; // never registered on its own: nothing to withdraw if what follows fails
+                metrics.Loaded(upgraded.Id);
                 return upgraded;
             }
 
@@ -59,6 +64,7 @@ internal sealed class PluginLoader(
                 foreach (var permission in manifest.Permissions) json.WriteStringValue(permission.WireName());
                 json.WriteEndArray();
             });
+            metrics.Loaded(plugin.Id);
             logger.LogInformation("loaded {PluginId} {Version} (pid {Pid}, signer {Signer})", plugin.Id, manifest.Version, plugin.Current!.WorkerPid, plugin.Signer.Fingerprint ?? "unsigned");
             return plugin;
         }
@@ -72,6 +78,8 @@ internal sealed class PluginLoader(
                 json.WriteString("message", e.Message);
                 json.WriteString("source", source);
             });
+            metrics.LoadRefused(e.Reason);
+            DaemonTracing.Failed(span, e);
             logger.LogWarning("load of {Source} rejected: {Reason}: {Message}", source, e.Reason.WireName(), e.Message);
             throw ErrorMetadata.WithPluginId(e, id);
         }

@@ -19,6 +19,13 @@ public sealed record PolicyGrant(
 {
     /// <summary>The policy's <c>config</c> for the plugin, merged over its manifest's into <c>ctx.config</c>.</summary>
     public PluginConfig Config { get; init; } = PluginConfig.Empty;
+
+    /// <summary>
+    /// Whether the plugin's brokered HTTP requests carry the W3C <c>traceparent</c> of the daemon's span for them
+    /// (<c>propagate_trace_context</c>). Off by default: the trace id would tie the plugin's traffic to the caller's
+    /// request for every server the plugin talks to.
+    /// </summary>
+    public bool PropagateTraceContext { get; init; }
 }
 
 /// <summary>
@@ -122,11 +129,14 @@ public sealed class AdminPolicy
             limits, restart)
         {
             Config = element.TryGetProperty("config", out var config) ? Config(config, $"{where}.config", path) : inherited.Config,
+            PropagateTraceContext = element.TryGetProperty("propagate_trace_context", out var propagate)
+                ? Boolean(propagate, $"{where}.propagate_trace_context", path)
+                : inherited.PropagateTraceContext,
         };
     }
 
     private static readonly HashSet<string> TopLevelKeys = ["default", "plugins"];
-    private static readonly HashSet<string> GrantKeys = ["permissions", "allowed_hosts", "allow_private_hosts", "limits", "restart", "config"];
+    private static readonly HashSet<string> GrantKeys = ["permissions", "allowed_hosts", "allow_private_hosts", "limits", "restart", "config", "propagate_trace_context"];
 
     /// <summary>A key the daemon does not know stops it: a misspelt key must not silently weaken the policy (SPEC §5).</summary>
     private static void RefuseUnknownKeys(JsonElement element, IReadOnlySet<string> known, string prefix, string path)
@@ -141,6 +151,13 @@ public sealed class AdminPolicy
 
     private static PluginConfig Config(JsonElement element, string where, string path) =>
         element.ValueKind == JsonValueKind.Object ? PluginConfig.FromObject(element) : throw new InvalidDataException($"policy {path}: '{where}' must be an object");
+
+    private static bool Boolean(JsonElement element, string where, string path) => element.ValueKind switch
+    {
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        _ => throw new InvalidDataException($"policy {path}: '{where}' must be true or false"),
+    };
 
     private static List<string> Strings(JsonElement element, string where, string path)
     {

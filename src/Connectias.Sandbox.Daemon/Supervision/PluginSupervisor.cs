@@ -5,6 +5,7 @@ using Connectias.Sandbox.Daemon.Events;
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Network;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Daemon.Workers;
 using Connectias.Sandbox.V1;
 using Connectias.Sandbox.WorkerProtocol;
@@ -30,6 +31,7 @@ internal sealed class PluginSupervisor(
     AuditTrail audit,
     EventHub events,
     BackgroundTasks tasks,
+    DaemonMetrics metrics,
     ILogger<PluginSupervisor> logger)
 {
     private int _workers;
@@ -71,7 +73,7 @@ internal sealed class PluginSupervisor(
             var load = LoadRequest(plugin, storageDirectory);
             if (plugin.Manifest.Permissions.Contains(Permission.Network))
             {
-                plugin.Broker ??= new NetworkBroker(plugin.Id, plugin.Manifest.AllowedHosts, plugin.Grant, plugin.Limits, refusal => refusals.Report(plugin.Id, refusal));
+                plugin.Broker ??= new NetworkBroker(plugin.Id, plugin.Manifest.AllowedHosts, plugin.Grant, plugin.Limits, metrics, refusal => refusals.Report(plugin.Id, refusal));
                 worker.BrokerStream = await BrokerStream.OpenAsync(worker.Client, plugin.Broker, tasks, plugin.Id, worker.Lifetime.Token, worker.NetworkLifetime.Token);
                 load.NetworkBroker = true;
             }
@@ -123,6 +125,7 @@ internal sealed class PluginSupervisor(
     {
         cause = ErrorMetadata.WithPluginId(cause, plugin.Id);
         if (!worker.TryBeginStopping(cause)) return;
+        metrics.Terminated(plugin.Id, cause.Reason);
         logger.LogWarning("{Action} {PluginId}: {Reason}: {Message}", crashed ? "crashed" : "terminating", plugin.Id, cause.Reason.WireName(), cause.Message);
         events.Publish(plugin.Id, e => e.Violation = AuditTrail.Violation(cause));
         await worker.NetworkLifetime.CancelAsync();
@@ -157,11 +160,13 @@ internal sealed class PluginSupervisor(
                 Apply = p => p.Restarts++,
                 AuditDetails = json => json.WriteNumber("restarts", plugin.Restarts),
             }, tasks.Stopping);
+            metrics.Restart(plugin.Id, RestartOutcome.Restarted);
             logger.LogInformation("restarted {PluginId} (restart {Count})", plugin.Id, plugin.Restarts);
         }
         catch (SandboxException e)
         {
             lifecycle.TryTransition(plugin, new Transition(PluginState.Crashed) { Reason = e.Reason.WireName(), Message = $"restart failed: {e.Message}" });
+            metrics.Restart(plugin.Id, RestartOutcome.Failed);
             logger.LogError("restart of {PluginId} failed: {Reason}: {Message}", plugin.Id, e.Reason.WireName(), e.Message);
         }
     }
@@ -184,13 +189,19 @@ internal sealed class PluginSupervisor(
             ErrorMetadata.For(plugin.Id)), crashed: true);
     }
 
-    /// <summary>Runs one queued call over the call path and acts on its outcome: usage, audit, termination.</summary>
+    /// <summary>
+    /// Runs one queued call over the call path and acts on its outcome: usage, audit, termination. The call's count,
+    /// duration and Execute span are PluginCalls'; here are the worker's span and the fuel it reports.
+    /// </summary>
     private async Task RunCallAsync(ManagedPlugin plugin, WorkerHandle worker, CallJob job)
     {
+        using var span = DaemonTracing.StartWorker(job.Span, job.QueuedAt);
+        plugin.Broker?.CallInFlight = span; // the parent of the requests the plugin makes during this call
         var outcome = await WorkerCallPath.RunAsync(worker.Client, plugin.Id, plugin.Limits, job, options.CallGrace, () => worker.EndedBy,
             onSent: () => Interlocked.Increment(ref plugin.Calls));
         if (outcome.MemoryBytes is { } memory) plugin.RecordMemory(memory);
         Interlocked.Add(ref plugin.FuelConsumedTotal, outcome.FuelConsumed);
+        metrics.FuelConsumed(plugin.Id, outcome.FuelConsumed);
         if (outcome.Response is { } response)
         {
             job.Result.TrySetResult(response);

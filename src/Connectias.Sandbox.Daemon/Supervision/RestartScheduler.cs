@@ -1,6 +1,7 @@
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Policy;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Daemon.Workers;
 using Connectias.Sandbox.V1;
 
@@ -11,7 +12,7 @@ namespace Connectias.Sandbox.Daemon.Supervision;
 /// <c>RestartBackoffMs</c>, doubling with each restart within a minute, at most <c>RestartsPerMinute</c> times a
 /// minute; past that it stays down and its module is released.
 /// </summary>
-internal sealed class RestartScheduler(DaemonOptions options, BackgroundTasks tasks, ILogger<RestartScheduler> logger)
+internal sealed class RestartScheduler(DaemonOptions options, BackgroundTasks tasks, DaemonMetrics metrics, ILogger<RestartScheduler> logger)
 {
     private static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
 
@@ -32,6 +33,7 @@ internal sealed class RestartScheduler(DaemonOptions options, BackgroundTasks ta
             {
                 logger.LogError("not restarting {PluginId}: it failed {Count} times within a minute", plugin.Id, plugin.RecentRestarts.Count);
                 plugin.Module = null; // it stays down: nothing will load the module again
+                metrics.Restart(plugin.Id, RestartOutcome.BudgetExhausted);
                 return;
             }
 
