@@ -32,7 +32,7 @@ int scenario_refusals(int argc, char **argv) {
     LOAD(hello, hello_id);
     CHECK_CODE(connectias_execute_plugin(hello_id, "fail", "{}", &out), CONNECTIAS_ERR_EXECUTION_FAILED);
     CHECK(out == NULL, "*out_result is NULL after a plugin error");
-    EXPECT_ERROR("PLUGIN_ERROR: ", "failure requested by the caller");
+    EXPECT_ERROR("PLUGIN_ERROR: ", "returned error code 42: failure requested by the caller");
     CHECK_CODE(connectias_execute_plugin_bytes(hello_id, "fail", NULL, 0, &bytes, &len), CONNECTIAS_ERR_EXECUTION_FAILED);
     EXPECT_ERROR("PLUGIN_ERROR: ", "failure requested by the caller");
     load_refused(hello, "ALREADY_LOADED: ", hello_id);
