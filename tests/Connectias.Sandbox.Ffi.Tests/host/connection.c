@@ -49,7 +49,10 @@ int scenario_restart(int argc, char **argv) {
     return 0;
 }
 
-/* hung PACKAGE ID: the daemon is stopped (SIGSTOP) mid-session; a call ends at the plugin's timeout plus the grace. */
+/*
+ * hung PACKAGE ID: the test replaces the daemon with a listener on the same socket that accepts and
+ * never answers; each call ends at its deadline with TIMEOUT, and the host prints how long it took.
+ */
 int scenario_hung(int argc, char **argv) {
     CHECK(argc == 2, "hung PACKAGE ID");
     const char *id = argv[1];
@@ -61,14 +64,14 @@ int scenario_hung(int argc, char **argv) {
     long started = now_ms();
     char *out = (char *)1;
     CHECK_CODE(connectias_execute_plugin(id, "greet", "Ada", &out), CONNECTIAS_ERR_EXECUTION_FAILED);
-    long elapsed = now_ms() - started;
+    printf("execute_ms=%ld\n", now_ms() - started);
     CHECK(out == NULL, "*out_result is NULL after a timeout");
     EXPECT_ERROR("TIMEOUT: ", NULL);
-    printf("elapsed_ms=%ld\n", elapsed);
 
-    await_line("continue", "continued");
-    expect_greeting(id); /* the same connection serves again */
-    CHECK_CODE(connectias_unload_plugin(id), CONNECTIAS_OK);
+    started = now_ms();
+    CHECK(connectias_list_plugins() == NULL, "list_plugins from a daemon that does not answer");
+    printf("list_ms=%ld\n", now_ms() - started);
+    EXPECT_ERROR("TIMEOUT: ", NULL);
     connectias_shutdown();
     return 0;
 }
