@@ -14,56 +14,51 @@ enum { THREADS = 8, ROUNDS = 20 };
 static pthread_barrier_t start_together;
 static const char *hello_id, *commands_id, *tampered;
 
-/* Each thread provokes its own kind of error, with a token unique to the thread and round where the message can carry one. */
+/* What thread N provokes: the code, the reason, and text of its message (%d is the round, so a stale error shows). */
+static const struct {
+    int32_t code;
+    const char *reason, *text;
+} kinds[THREADS] = {
+    {CONNECTIAS_ERR_PLUGIN_NOT_FOUND, "PLUGIN_NOT_FOUND: ", "com.test.ffi.ghost-t0-r%d"},  /* execute of an unknown id */
+    {CONNECTIAS_ERR_PLUGIN_NOT_FOUND, "PLUGIN_NOT_FOUND: ", "com.test.ffi.ghost-t1-r%d"},  /* unload of an unknown id */
+    {CONNECTIAS_ERR_EXECUTION_FAILED, "PLUGIN_ERROR: ", "failure requested by the caller"}, /* hello's fail */
+    {CONNECTIAS_ERR_INVALID_COMMAND, "INVALID_COMMAND: ", "undeclared-t3-r%d"},            /* a command not declared */
+    {0, "INVALID_SIGNATURE: ", "signature"},                                               /* load of a tampered package */
+    {CONNECTIAS_ERR_NULL_POINTER, "CORRUPTED_DATA: ", "plugin_id is NULL"},
+    {CONNECTIAS_ERR_INVALID_UTF8, "CORRUPTED_DATA: ", "command is not valid UTF-8"},
+    {0, "CORRUPTED_DATA: ", "/nonexistent/thread-7-round-%d.zip"},                         /* load of a missing file */
+};
+
+static int32_t provoke_one(int index, const char *text, char **out) {
+    char *id = NULL;
+    switch (index) {
+    case 0: return connectias_execute_plugin(text, "greet", "x", out);
+    case 1: return connectias_unload_plugin(text);
+    case 2: return connectias_execute_plugin(hello_id, "fail", "x", out);
+    case 3: return connectias_execute_plugin(commands_id, text, "x", out);
+    case 4: id = connectias_load_plugin(tampered); break;
+    case 5: return connectias_execute_plugin(NULL, "greet", "x", out);
+    case 6: return connectias_execute_plugin(hello_id, "\xc3(", "x", out);
+    default: id = connectias_load_plugin(text); break;
+    }
+    CHECK(id == NULL, "thread %d loaded a package it should not", index);
+    return 0;
+}
+
+/* Each thread provokes its own kind of error, then checks that its last error is its own. */
 static void *provoke(void *arg) {
     int index = (int)(intptr_t)arg;
     pthread_barrier_wait(&start_together);
     for (int round = 0; round < ROUNDS; round++) {
-        char token[128], *out = NULL, *id = NULL;
-        const char *reason;
-        int32_t code = 0, expected = 0;
-        switch (index) {
-        case 0:
-            snprintf(token, sizeof token, "com.test.ffi.ghost-t0-r%d", round);
-            code = connectias_execute_plugin(token, "greet", "x", &out), expected = CONNECTIAS_ERR_PLUGIN_NOT_FOUND, reason = "PLUGIN_NOT_FOUND: ";
-            break;
-        case 1:
-            snprintf(token, sizeof token, "com.test.ffi.ghost-t1-r%d", round);
-            code = connectias_unload_plugin(token), expected = CONNECTIAS_ERR_PLUGIN_NOT_FOUND, reason = "PLUGIN_NOT_FOUND: ";
-            break;
-        case 2:
-            snprintf(token, sizeof token, "failure requested by the caller");
-            code = connectias_execute_plugin(hello_id, "fail", "x", &out), expected = CONNECTIAS_ERR_EXECUTION_FAILED, reason = "PLUGIN_ERROR: ";
-            break;
-        case 3:
-            snprintf(token, sizeof token, "undeclared-t3-r%d", round);
-            code = connectias_execute_plugin(commands_id, token, "x", &out), expected = CONNECTIAS_ERR_INVALID_COMMAND, reason = "INVALID_COMMAND: ";
-            break;
-        case 4:
-            snprintf(token, sizeof token, "signature");
-            id = connectias_load_plugin(tampered), expected = 0, reason = "INVALID_SIGNATURE: ";
-            CHECK(id == NULL, "thread 4 loaded a tampered package");
-            break;
-        case 5:
-            snprintf(token, sizeof token, "plugin_id is NULL");
-            code = connectias_execute_plugin(NULL, "greet", "x", &out), expected = CONNECTIAS_ERR_NULL_POINTER, reason = "CORRUPTED_DATA: ";
-            break;
-        case 6:
-            snprintf(token, sizeof token, "command is not valid UTF-8");
-            code = connectias_execute_plugin(hello_id, "\xc3(", "x", &out), expected = CONNECTIAS_ERR_INVALID_UTF8, reason = "CORRUPTED_DATA: ";
-            break;
-        default:
-            snprintf(token, sizeof token, "/nonexistent/thread-7-round-%d.zip", round);
-            id = connectias_load_plugin(token), expected = 0, reason = "CORRUPTED_DATA: ";
-            CHECK(id == NULL, "thread 7 loaded a missing file");
-            break;
-        }
-        CHECK(code == expected && out == NULL, "thread %d round %d returned %d, expected %d", index, round, (int)code, (int)expected);
+        char text[128], *out = NULL;
+        snprintf(text, sizeof text, kinds[index].text, round);
+        int32_t code = provoke_one(index, text, &out);
+        CHECK(code == kinds[index].code && out == NULL, "thread %d round %d returned %d, expected %d", index, round, (int)code, (int)kinds[index].code);
         /* A successful call of this thread while the others fail does not touch its last error. */
         char *greeting = NULL;
         CHECK_CODE(connectias_execute_plugin(hello_id, "greet", "x", &greeting), CONNECTIAS_OK);
         connectias_free_string(greeting);
-        EXPECT_ERROR(reason, token);
+        EXPECT_ERROR(kinds[index].reason, text);
     }
     return NULL;
 }
