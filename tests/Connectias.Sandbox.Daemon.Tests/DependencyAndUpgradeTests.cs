@@ -94,6 +94,7 @@ public sealed class DependencyAndUpgradeTests(DependencyAndUpgradeTests.Daemon f
         var upgrade = Assert.Single(_daemon.AuditRecords(), r => r.Event == "PLUGIN_UPGRADE" && r.PluginId == id);
         Assert.Equal(("1.0.0", "2.0.0"), (upgrade.Details.GetProperty("from_version").GetString(), upgrade.Details.GetProperty("to_version").GetString()));
         Assert.DoesNotContain(_daemon.AuditRecords(), r => r.Event == "PLUGIN_UNLOAD" && r.PluginId == id);
+        Assert.Equal(2, _daemon.AuditRecords().Count(r => r.Event == "PERMISSION_GRANT" && r.PluginId == id)); // each version's grant
 
         // A new version that fails to load leaves the one serving in place.
         await ApiErrorTests.Refused(() => client.LoadAsync(_daemon.Package("init_error", id, "", version: "3.0.0"), replace: true),
@@ -101,6 +102,32 @@ public sealed class DependencyAndUpgradeTests(DependencyAndUpgradeTests.Daemon f
         var after = await client.GetAsync(id);
         Assert.Equal((PluginState.Ready, "2.0.0", v2.Pid), (after.State, after.Version, after.Pid));
         Assert.Contains("Hello, again!", (await client.ExecuteAsync(id, "greet", "again"u8.ToArray())).Output.ToStringUtf8());
+    }
+
+    [Fact]
+    public async Task A_load_whose_caller_goes_away_is_withdrawn_not_left_LOADING()
+    {
+        const string id = "com.test.abandoned";
+        using var client = _daemon.Client();
+        var request = new LoadPluginRequest { Package = Google.Protobuf.ByteString.CopyFrom(_daemon.Package("noop", id)) };
+        // A deadline shorter than a worker's start: the caller is gone while the daemon waits for the handshake.
+        await Assert.ThrowsAsync<RpcException>(async () => await client.Raw.LoadPluginAsync(request, deadline: DateTime.UtcNow.AddMilliseconds(30)));
+
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                Assert.Equal(PluginState.Ready, (await client.LoadAsync(_daemon.Package("noop", id))).State);
+                break;
+            }
+            catch (SandboxException e) when (e.Reason == ErrorReason.AlreadyLoaded && clock.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                await Task.Delay(100); // the abandoned load is still being taken back
+            }
+        }
+
+        Assert.Contains(_daemon.AuditRecords(), r => r.Event == "LOAD_REJECTED" && r.PluginId == id);
     }
 
     [Fact]

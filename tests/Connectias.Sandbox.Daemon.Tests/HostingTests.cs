@@ -55,6 +55,10 @@ public partial class HostingTests
     [InlineData("QueueLimit", "0", "Sandbox:QueueLimit is 0; it must be at least 1")]
     [InlineData("UnloadTimeoutMs", "-5", "Sandbox:UnloadTimeoutMs is -5; it must be at least 1")]
     [InlineData("CallGraceMs", "-1", "Sandbox:CallGraceMs is -1; it must be at least 0")]
+    [InlineData("RestartsPerMinute", "6", "Sandbox:RestartsPerMinute is 6; it may be at most 5")]
+    [InlineData("MaxPlugins", "lots", "Sandbox:MaxPlugins")]
+    [InlineData("Policy", "", "Sandbox:Policy is empty")]
+    [InlineData("Socket", " ", "Sandbox:Socket is empty")]
     public void A_bad_setting_stops_the_daemon_naming_it(string setting, string value, string expected)
     {
         var stateDir = Path.Combine(Path.GetTempPath(), $"connectias-never-{Guid.NewGuid():N}");

@@ -157,9 +157,9 @@ internal static class Bridge
                 throw new SandboxException(ErrorReason.CorruptedData, $"package file {path} is {length} bytes; a package is at most 64 MiB");
             return File.ReadAllBytes(path);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
-            // No §4 reason says "unreadable file"; CORRUPTED_DATA is the one for a package that cannot be used as given.
+            // No §4 reason says "unreadable file" (or an empty path); CORRUPTED_DATA is the one for a package that cannot be used as given.
             throw new SandboxException(ErrorReason.CorruptedData, $"cannot read package file {path}: {e.Message}", null, e);
         }
     }

@@ -9,6 +9,8 @@ namespace Connectias.Sandbox.Daemon.Hosting;
 /// </summary>
 public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
 {
+    public const int MaxRestartsPerMinute = 5;
+
     public ValidateOptionsResult Validate(string? name, DaemonOptions options)
     {
         var failures = Problems(options).Select(problem => $"{DaemonOptions.Section}:{problem}").ToList();
@@ -18,6 +20,10 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
     private static IEnumerable<string> Problems(DaemonOptions o)
     {
         if (string.IsNullOrWhiteSpace(o.StateDir)) yield return "StateDir must name a directory";
+        // Unset is null; set but empty is a mistake (an empty environment variable, say), not "the default".
+        if (o.Socket is { } socket && string.IsNullOrWhiteSpace(socket)) yield return "Socket is empty; leave it unset for the default";
+        if (o.TrustDir is { } trust && string.IsNullOrWhiteSpace(trust)) yield return "TrustDir is empty; leave it unset for the default";
+        if (o.Policy is { } policy && string.IsNullOrWhiteSpace(policy)) yield return "Policy is empty; leave it unset for the built-in policy";
         if (!DaemonOptions.SandboxModes.Contains(o.Sandbox))
             yield return $"Sandbox '{o.Sandbox}' is not a sandbox mode; use {string.Join(", ", DaemonOptions.SandboxModes)}";
         if (o.Tcp is { Length: > 0 } tcp && (!IPEndPoint.TryParse(tcp, out var endpoint) || endpoint.Port == 0))
@@ -53,6 +59,12 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
         })
         {
             if (value < minimum) yield return $"{setting} is {value}; it must be at least {minimum}";
+        }
+
+        // SPEC §5: a plugin is restarted at most 5 times a minute.
+        if (o.RestartsPerMinute > MaxRestartsPerMinute)
+        {
+            yield return $"{nameof(o.RestartsPerMinute)} is {o.RestartsPerMinute}; it may be at most {MaxRestartsPerMinute}";
         }
     }
 }

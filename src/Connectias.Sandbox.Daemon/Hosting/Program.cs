@@ -50,13 +50,25 @@ if (StartupChecks.UnknownSettings(builder.Configuration) is { Count: > 0 } unkno
 }
 
 var section = builder.Configuration.GetSection(DaemonOptions.Section);
-var options = section.Get<DaemonOptions>() ?? new DaemonOptions();
-options.StateDir = Path.GetFullPath(options.StateDir);
+DaemonOptions options;
+try
+{
+    options = section.Get<DaemonOptions>() ?? new DaemonOptions();
+}
+catch (InvalidOperationException e)
+{
+    // A value that is not of its setting's type (Sandbox__MaxPlugins=lots): the binder names the setting.
+    Console.Error.WriteLine($"connectias-sandboxd: {e.Message}{(e.InnerException is { } inner ? $" ({inner.Message})" : "")}");
+    return 2;
+}
+
 if (new DaemonOptionsValidator().Validate(null, options) is { Failed: true } invalid)
 {
     foreach (var failure in invalid.Failures) Console.Error.WriteLine($"connectias-sandboxd: {failure}");
     return 2;
 }
+
+options.StateDir = Path.GetFullPath(options.StateDir);
 
 if (options.WorkerExecutable is { Length: > 0 } workerExecutable && !File.Exists(workerExecutable))
 {

@@ -12,6 +12,7 @@ internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle life
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, ManagedPlugin> _plugins = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _upgrading = new(StringComparer.Ordinal);
     private bool _closed;
 
     /// <summary>True once the daemon is shutting down: no more loads.</summary>
@@ -37,13 +38,7 @@ internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle life
             if (_plugins.TryGetValue(plugin.Id, out var existing) && existing.State is PluginState.Loading or PluginState.Ready)
                 throw new SandboxException(ErrorReason.AlreadyLoaded, $"plugin {plugin.Id} is already loaded (version {existing.Manifest.Version}); load it with replace to upgrade it",
                     ErrorMetadata.For(plugin.Id));
-            var active = _plugins.Values.Count(p => p.State is PluginState.Loading or PluginState.Ready);
-            if (active >= options.MaxPlugins)
-            {
-                throw new SandboxException(ErrorReason.ResourceExhausted, $"{active} plugins are loaded; this daemon allows {options.MaxPlugins}",
-                    ErrorMetadata.For(plugin.Id, ("limit", options.MaxPlugins.ToString(CultureInfo.InvariantCulture)), ("used", active.ToString(CultureInfo.InvariantCulture))));
-            }
-
+            CheckCapacity(plugin);
             CheckDependencies(plugin);
             if (existing is not null)
             {
@@ -55,25 +50,42 @@ internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle life
         }
     }
 
-    /// <summary>The checks a replacement must pass before its worker starts: the daemon serves, its dependencies are ready.</summary>
-    public void CheckReplacement(ManagedPlugin replacement)
+    /// <summary>
+    /// Reserves the one upgrade of <paramref name="replacement"/>'s id that may run at a time (so concurrent replaces
+    /// cannot start workers without bound), after the checks a replacement must pass before its worker starts:
+    /// the daemon serves, its dependencies are ready. An upgrade does not count against MaxPlugins: it adds no
+    /// plugin, only a second worker for a moment. <see cref="EndUpgrade"/> releases it.
+    /// </summary>
+    public void BeginUpgrade(ManagedPlugin replacement)
     {
         lock (_lock)
         {
             CheckServing(replacement);
+            if (_upgrading.Contains(replacement.Id))
+                throw new SandboxException(ErrorReason.AlreadyLoaded, $"an upgrade of {replacement.Id} is already in progress", ErrorMetadata.For(replacement.Id));
             CheckDependencies(replacement);
+            _upgrading.Add(replacement.Id);
         }
+    }
+
+    public void EndUpgrade(ManagedPlugin replacement)
+    {
+        lock (_lock) _upgrading.Remove(replacement.Id);
     }
 
     /// <summary>
     /// Puts <paramref name="replacement"/> where <paramref name="current"/> is, so new calls reach it; false when
-    /// <paramref name="current"/> is no longer the registered plugin of its id (unloaded or replaced meanwhile).
+    /// <paramref name="current"/> is no longer the registered, READY plugin of its id (unloaded, terminated or
+    /// replaced meanwhile: then there is nothing left to upgrade), or a dependency went away.
     /// </summary>
     public bool TryReplace(ManagedPlugin current, ManagedPlugin replacement)
     {
         lock (_lock)
         {
             if (_closed || !_plugins.TryGetValue(current.Id, out var registered) || registered != current) return false;
+            lock (current.Sync)
+                if (current.State != PluginState.Ready) return false;
+            if (replacement.Manifest.Dependencies.Any(d => !_plugins.TryGetValue(d, out var dependency) || dependency.State != PluginState.Ready)) return false;
             _plugins[current.Id] = replacement;
             return true;
         }
@@ -91,6 +103,17 @@ internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle life
         lock (_lock)
             return _plugins.Values.Where(p => p.State != PluginState.Unloaded && p.Manifest.Dependencies.Contains(pluginId, StringComparer.Ordinal))
                 .OrderBy(p => p.Id, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Under the lock: room for one more plugin.</summary>
+    private void CheckCapacity(ManagedPlugin plugin)
+    {
+        var active = _plugins.Values.Count(p => p.State is PluginState.Loading or PluginState.Ready);
+        if (active >= options.MaxPlugins)
+        {
+            throw new SandboxException(ErrorReason.ResourceExhausted, $"{active} plugins are loaded; this daemon allows {options.MaxPlugins}",
+                ErrorMetadata.For(plugin.Id, ("limit", options.MaxPlugins.ToString(CultureInfo.InvariantCulture)), ("used", active.ToString(CultureInfo.InvariantCulture))));
+        }
     }
 
     private void CheckServing(ManagedPlugin plugin)

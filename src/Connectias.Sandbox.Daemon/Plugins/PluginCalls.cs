@@ -36,9 +36,11 @@ internal sealed class PluginCalls(PluginRegistry registry, DaemonMetrics metrics
         }
     }
 
-    private static async Task<ExecuteResponse> AdmitAndWaitAsync(ManagedPlugin plugin, ExecuteRequest request, DateTime? deadline, Activity? span,
+    private async Task<ExecuteResponse> AdmitAndWaitAsync(ManagedPlugin plugin, ExecuteRequest request, DateTime? deadline, Activity? span,
         CancellationToken cancellation)
     {
+        // A plugin found just before an upgrade replaced it: the call goes to the version now in its place.
+        if (!registry.IsCurrent(plugin) && registry.Find(plugin.Id) is var replacement && replacement != plugin) plugin = replacement;
         WorkerHandle worker;
         lock (plugin.Sync)
         {
@@ -58,6 +60,8 @@ internal sealed class PluginCalls(PluginRegistry registry, DaemonMetrics metrics
         var job = new CallJob(request.Command, request.Args.ToByteArray(), deadline, cancellation, span);
         if (!worker.Calls.TryEnqueue(job))
         {
+            // Replaced by an upgrade since the check above (its queue closed to new calls): go to the new version.
+            if (!registry.IsCurrent(plugin)) return await AdmitAndWaitAsync(registry.Find(plugin.Id), request, deadline, span, cancellation);
             if (worker.State != WorkerState.Serving) throw NotReady(plugin); // the worker began to stop since the check above
             Interlocked.Increment(ref plugin.Failures);
             throw new SandboxException(ErrorReason.QueueFull, $"plugin {plugin.Id} already has {worker.Calls.Limit} calls waiting",

@@ -40,6 +40,7 @@ internal sealed class PluginLoader(
             {
                 var upgraded = await upgrader.UpgradeAsync(current, plugin, source, cancellation);
                 plugin = null; // never registered on its own: nothing to withdraw if what follows fails
+                RecordGrant(upgraded);
                 metrics.Loaded(upgraded.Id);
                 return upgraded;
             }
@@ -58,18 +59,20 @@ internal sealed class PluginLoader(
                     json.WriteString("sandbox", supervisor.UsesBubblewrap ? "bubblewrap" : "process");
                 },
             }, cancellation);
-            audit.Record(AuditEvents.PermissionGrant, plugin.Id, json =>
-            {
-                json.WriteStartArray("permissions");
-                foreach (var permission in manifest.Permissions) json.WriteStringValue(permission.WireName());
-                json.WriteEndArray();
-            });
+            RecordGrant(plugin);
             metrics.Loaded(plugin.Id);
             logger.LogInformation("loaded {PluginId} {Version} (pid {Pid}, signer {Signer})", plugin.Id, manifest.Version, plugin.Current!.WorkerPid, plugin.Signer.Fingerprint ?? "unsigned");
             return plugin;
         }
-        catch (SandboxException e)
+        catch (Exception failure)
         {
+            // Whatever ended the load (a refusal, the caller going away, a state directory that cannot be written),
+            // the plugin does not stay LOADING: it is withdrawn and the refusal audited.
+            var e = failure as SandboxException ?? failure switch
+            {
+                OperationCanceledException => new SandboxException(ErrorReason.Timeout, "the load was cancelled: its caller went away or its deadline passed", null, failure),
+                _ => new SandboxException(ErrorReason.InitFailed, $"the load failed in the daemon: {failure.Message}", null, failure),
+            };
             var id = plugin?.Id ?? (e.Metadata.TryGetValue("plugin_id", out var known) ? known : "");
             if (plugin is not null) registry.Withdraw(plugin);
             audit.Record(AuditEvents.LoadRejected, id, json =>
@@ -84,6 +87,13 @@ internal sealed class PluginLoader(
             throw ErrorMetadata.WithPluginId(e, id);
         }
     }
+
+    private void RecordGrant(ManagedPlugin plugin) => audit.Record(AuditEvents.PermissionGrant, plugin.Id, json =>
+    {
+        json.WriteStartArray("permissions");
+        foreach (var permission in plugin.Manifest.Permissions) json.WriteStringValue(permission.WireName());
+        json.WriteEndArray();
+    });
 
     /// <summary>The READY plugin of that id a replace upgrades; one still loading is ALREADY_LOADED.</summary>
     private ManagedPlugin? LiveOf(string pluginId)

@@ -1,4 +1,5 @@
 using Connectias.Sandbox.Audit;
+using Connectias.Sandbox.Daemon.Events;
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Supervision;
@@ -16,44 +17,70 @@ namespace Connectias.Sandbox.Daemon.Plugins;
 /// </summary>
 internal sealed class PluginUpgrader(
     PluginRegistry registry,
+    PluginLifecycle lifecycle,
     PluginSupervisor supervisor,
     WorkerStopper stopper,
     PluginUnloader unloader,
     BackgroundTasks tasks,
+    AuditTrail audit,
     ILogger<PluginUpgrader> logger)
 {
     public async Task<ManagedPlugin> UpgradeAsync(ManagedPlugin old, ManagedPlugin replacement, string source, CancellationToken cancellation)
     {
-        registry.CheckReplacement(replacement);
+        registry.BeginUpgrade(replacement);
+        try
+        {
+            return await SwapAsync(old, replacement, source, cancellation);
+        }
+        finally
+        {
+            registry.EndUpgrade(replacement);
+        }
+    }
+
+    private async Task<ManagedPlugin> SwapAsync(ManagedPlugin old, ManagedPlugin replacement, string source, CancellationToken cancellation)
+    {
         var from = old.Manifest.Version.ToString();
         var to = replacement.Manifest.Version.ToString();
-        await supervisor.StartAsync(replacement, new Transition(PluginState.Ready)
-        {
-            AuditEvent = AuditEvents.PluginUpgrade,
-            AuditDetails = json =>
-            {
-                json.WriteString("from_version", from);
-                json.WriteString("to_version", to);
-                json.WriteString("source", source);
-                json.WriteString("signer", replacement.Signer.Fingerprint ?? "unsigned");
-                json.WriteNumber("pid", replacement.Current!.WorkerPid);
-            },
-        }, cancellation);
+        // READY without a record of its own: the upgrade is audited once it has happened, below.
+        await supervisor.StartAsync(replacement, new Transition(PluginState.Ready) { WriteAudit = false }, cancellation);
 
         if (!registry.TryReplace(old, replacement))
         {
-            // The old version was unloaded (or replaced) while the new one loaded: nothing is left to upgrade.
-            if (replacement.Current is { } worker && worker.TryBeginStopping(null)) await stopper.StopAsync(worker, graceful: false);
-            throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {old.Id} was unloaded while its new version {to} loaded", ErrorMetadata.For(old.Id));
+            // The old version was unloaded, terminated or replaced while the new one loaded: nothing is left to
+            // upgrade, and the new version goes as quietly as it came (its load is refused, LOAD_REJECTED says why).
+            lifecycle.TryTransition(replacement, new Transition(PluginState.Unloaded)
+            {
+                Message = "its upgrade did not take place",
+                WriteAudit = false,
+                Apply = p => { if (p.Current is { } worker) worker.TryBeginStopping(null); },
+            });
+            if (replacement.Current is { State: WorkerState.Stopping } started) await stopper.StopAsync(started, graceful: false);
+            throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {old.Id} {from} was unloaded or ended while its new version {to} loaded", ErrorMetadata.For(old.Id));
         }
 
+        audit.Record(AuditEvents.PluginUpgrade, replacement.Id, json =>
+        {
+            json.WriteString("from_version", from);
+            json.WriteString("to_version", to);
+            json.WriteString("source", source);
+            json.WriteString("signer", replacement.Signer.Fingerprint ?? "unsigned");
+            json.WriteNumber("pid", replacement.Current!.WorkerPid);
+        });
         logger.LogInformation("upgraded {PluginId} from {From} to {To}; the old version finishes its calls and unloads", old.Id, from, to);
         tasks.Run($"retire {old.Id} {from}", async () =>
         {
             if (old.Current is { } previous)
             {
                 previous.Calls.Complete(); // no new calls: they go to the new version now
-                await previous.Calls.Loop;
+                try
+                {
+                    await previous.Calls.Loop.WaitAsync(tasks.Stopping);
+                }
+                catch (OperationCanceledException)
+                {
+                    // the daemon is shutting down: unload now, the calls still queued are failed
+                }
             }
 
             await unloader.RetireAsync(old, replacement);

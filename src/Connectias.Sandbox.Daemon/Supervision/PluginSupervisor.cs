@@ -138,13 +138,15 @@ internal sealed class PluginSupervisor(
         if (causeEvent is not null) audit.Record(causeEvent, plugin.Id, json => AuditTrail.WriteCause(json, cause, worker.Pid));
 
         await stopper.StopAsync(worker, graceful: false);
-        lifecycle.TryTransition(plugin, new Transition(crashed ? PluginState.Crashed : PluginState.Terminated)
+        var ended = lifecycle.TryTransition(plugin, new Transition(crashed ? PluginState.Crashed : PluginState.Terminated)
         {
             Reason = cause.Reason.WireName(),
             Message = cause.Message,
             OnlyIf = p => p.Current == worker,
             AuditDetails = json => AuditTrail.WriteCause(json, cause, worker.Pid),
         });
+        // An unload that came first keeps the plugin UNLOADED, but the worker's end is still a fact to record.
+        if (!ended.Applied) audit.Record(crashed ? AuditEvents.PluginCrashed : AuditEvents.PluginTerminated, plugin.Id, json => AuditTrail.WriteCause(json, cause, worker.Pid));
         restarts.MaybeSchedule(plugin, worker, () => RestartAsync(plugin, worker));
     }
 
@@ -163,8 +165,9 @@ internal sealed class PluginSupervisor(
             metrics.Restart(plugin.Id, RestartOutcome.Restarted);
             logger.LogInformation("restarted {PluginId} (restart {Count})", plugin.Id, plugin.Restarts);
         }
-        catch (SandboxException e)
+        catch (Exception failure) when (failure is not OperationCanceledException || !tasks.Stopping.IsCancellationRequested)
         {
+            var e = failure as SandboxException ?? new SandboxException(ErrorReason.PluginCrashed, failure.Message, null, failure);
             lifecycle.TryTransition(plugin, new Transition(PluginState.Crashed) { Reason = e.Reason.WireName(), Message = $"restart failed: {e.Message}" });
             metrics.Restart(plugin.Id, RestartOutcome.Failed);
             logger.LogError("restart of {PluginId} failed: {Reason}: {Message}", plugin.Id, e.Reason.WireName(), e.Message);

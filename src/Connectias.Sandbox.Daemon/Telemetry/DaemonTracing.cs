@@ -12,6 +12,9 @@ namespace Connectias.Sandbox.Daemon.Telemetry;
 /// </summary>
 internal static class DaemonTracing
 {
+    /// <summary>A caller chooses the command: its tag is cut here, so one span cannot carry megabytes.</summary>
+    private const int MaxCommandTag = 128;
+
     public const string SourceName = DaemonMetrics.MeterName;
 
     public static readonly ActivitySource Source = new(SourceName, CoreVersion.Current);
@@ -19,7 +22,7 @@ internal static class DaemonTracing
     public static Activity? StartLoad(string source) => Source.StartActivity("LoadPlugin")?.SetTag("source", source);
 
     public static Activity? StartExecute(string pluginId, string command) =>
-        Source.StartActivity("Execute")?.SetTag("plugin_id", pluginId).SetTag("command", command);
+        Source.StartActivity("Execute")?.SetTag("plugin_id", pluginId).SetTag("command", command.Length > MaxCommandTag ? command[..MaxCommandTag] : command);
 
     /// <summary>
     /// Records the <c>queue</c> span of a call that waited since <paramref name="queuedAt"/> and starts its <c>worker</c>

@@ -1,0 +1,80 @@
+using Connectias.Sandbox.Audit;
+using Connectias.Sandbox.Daemon.Events;
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.Daemon.Lifecycle;
+using Connectias.Sandbox.Daemon.Policy;
+using Connectias.Sandbox.Packaging;
+using Connectias.Sandbox.V1;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Connectias.Sandbox.Daemon.UnitTests;
+
+/// <summary>The registry's rules for upgrades and dependents.</summary>
+public sealed class PluginRegistryTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("connectias-registry-").FullName;
+    private readonly AuditLog _audit;
+    private readonly PluginLifecycle _lifecycle;
+    private readonly PluginRegistry _registry;
+
+    public PluginRegistryTests()
+    {
+        _audit = new AuditLog(_directory);
+        var events = new EventHub();
+        _lifecycle = new PluginLifecycle(events, new AuditTrail(_audit, events, NullLogger<AuditTrail>.Instance));
+        _registry = new PluginRegistry(new DaemonOptions(), _lifecycle);
+    }
+
+    [Fact]
+    public void An_upgrade_takes_the_place_of_a_READY_plugin_only()
+    {
+        var old = Registered("com.test.a", PluginState.Ready);
+        Assert.True(_registry.TryReplace(old, Plugin("com.test.a", PluginState.Ready)));
+
+        var unloaded = Registered("com.test.b", PluginState.Ready);
+        _lifecycle.TryTransition(unloaded, new Transition(PluginState.Unloaded));
+        Assert.False(_registry.TryReplace(unloaded, Plugin("com.test.b", PluginState.Ready))); // unloaded while the new version loaded
+
+        var terminated = Registered("com.test.c", PluginState.Ready);
+        _lifecycle.TryTransition(terminated, new Transition(PluginState.Terminated));
+        Assert.False(_registry.TryReplace(terminated, Plugin("com.test.c", PluginState.Ready)));
+    }
+
+    [Fact]
+    public void One_upgrade_of_an_id_at_a_time()
+    {
+        var replacement = Plugin("com.test.d", PluginState.Loading);
+        _registry.BeginUpgrade(replacement);
+        Assert.Equal(ErrorReason.AlreadyLoaded, Assert.Throws<SandboxException>(() => _registry.BeginUpgrade(Plugin("com.test.d", PluginState.Loading))).Reason);
+        _registry.EndUpgrade(replacement);
+        _registry.BeginUpgrade(replacement);
+    }
+
+    [Fact]
+    public void Dependents_are_the_live_plugins_that_name_it()
+    {
+        Registered("com.test.base", PluginState.Ready);
+        Registered("com.test.app", PluginState.Ready, "com.test.base");
+        var gone = Registered("com.test.gone", PluginState.Ready, "com.test.base");
+        _lifecycle.TryTransition(gone, new Transition(PluginState.Unloaded));
+        Assert.Equal(["com.test.app"], _registry.DependentsOf("com.test.base").Select(p => p.Id));
+    }
+
+    private ManagedPlugin Registered(string id, PluginState state, params string[] dependencies)
+    {
+        var plugin = Plugin(id, PluginState.Loading, dependencies);
+        _registry.Register(plugin);
+        if (state != PluginState.Loading) _lifecycle.TryTransition(plugin, new Transition(state));
+        return plugin;
+    }
+
+    private static ManagedPlugin Plugin(string id, PluginState state, params string[] dependencies) =>
+        new(new PluginManifest { Id = id, Name = id, Version = SemanticVersion.Parse("1.0.0"), Dependencies = dependencies }, new byte[] { 0 },
+            SignerIdentity.Unsigned, AdminPolicy.BuiltIn.Default, ResourceLimits.Defaults) { State = state };
+
+    public void Dispose()
+    {
+        _audit.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
