@@ -60,6 +60,23 @@ public sealed class PluginRegistryTests : IDisposable
         Assert.Equal(["com.test.app"], _registry.DependentsOf("com.test.base").Select(p => p.Id));
     }
 
+    [Fact]
+    public void An_unload_that_must_leave_no_dependent_behind_checks_and_unloads_in_one_step()
+    {
+        var dependency = Registered("com.test.lib", PluginState.Ready);
+        var dependent = Registered("com.test.user", PluginState.Ready, "com.test.lib");
+        var refused = _registry.TryTransitionIfIndependent(dependency, new Transition(PluginState.Unloaded), out var dependents);
+        Assert.False(refused.Applied);
+        Assert.Equal([dependent], dependents);
+        Assert.Equal(PluginState.Ready, dependency.State);
+
+        _lifecycle.TryTransition(dependent, new Transition(PluginState.Unloaded));
+        Assert.True(_registry.TryTransitionIfIndependent(dependency, new Transition(PluginState.Unloaded), out dependents).Applied);
+        Assert.Empty(dependents);
+        // Now nothing can register against it: its dependency is gone.
+        Assert.Equal(ErrorReason.DependencyNotMet, Assert.Throws<SandboxException>(() => _registry.Register(Plugin("com.test.late", PluginState.Loading, "com.test.lib"))).Reason);
+    }
+
     private ManagedPlugin Registered(string id, PluginState state, params string[] dependencies)
     {
         var plugin = Plugin(id, PluginState.Loading, dependencies);

@@ -100,10 +100,26 @@ internal sealed class PluginRegistry(DaemonOptions options, PluginLifecycle life
     /// <summary>The plugins, not unloaded, whose manifests list <paramref name="pluginId"/> as a dependency.</summary>
     public IReadOnlyList<ManagedPlugin> DependentsOf(string pluginId)
     {
-        lock (_lock)
-            return _plugins.Values.Where(p => p.State != PluginState.Unloaded && p.Manifest.Dependencies.Contains(pluginId, StringComparer.Ordinal))
-                .OrderBy(p => p.Id, StringComparer.Ordinal).ToList();
+        lock (_lock) return DependentsOfLocked(pluginId);
     }
+
+    /// <summary>
+    /// Applies <paramref name="transition"/> (an unload) only while no live plugin depends on <paramref name="plugin"/>,
+    /// the check and the change under the registry's lock, so no dependent registers in between; otherwise
+    /// changes nothing and returns the dependents.
+    /// </summary>
+    public TransitionResult TryTransitionIfIndependent(ManagedPlugin plugin, Transition transition, out IReadOnlyList<ManagedPlugin> dependents)
+    {
+        lock (_lock)
+        {
+            dependents = DependentsOfLocked(plugin.Id);
+            return dependents.Count > 0 ? default : lifecycle.TryTransition(plugin, transition);
+        }
+    }
+
+    private List<ManagedPlugin> DependentsOfLocked(string pluginId) =>
+        _plugins.Values.Where(p => p.State != PluginState.Unloaded && p.Manifest.Dependencies.Contains(pluginId, StringComparer.Ordinal))
+            .OrderBy(p => p.Id, StringComparer.Ordinal).ToList();
 
     /// <summary>Under the lock: room for one more plugin.</summary>
     private void CheckCapacity(ManagedPlugin plugin)

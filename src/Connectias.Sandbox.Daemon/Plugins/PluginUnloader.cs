@@ -31,39 +31,52 @@ internal sealed class PluginUnloader(
     public async Task<CleanupReport> UnloadAsync(string pluginId, bool cascade = false)
     {
         var plugin = registry.Find(pluginId);
-        var dependents = DependentsClosure(plugin.Id);
-        if (dependents.Count > 0 && !cascade)
+        for (var round = 1; ; round++)
         {
-            var names = string.Join(",", dependents.Select(d => d.Id));
-            throw new SandboxException(ErrorReason.DependencyNotMet,
-                $"plugin {plugin.Id} cannot be unloaded while {names} depend{(dependents.Count == 1 ? "s" : "")} on it; unload them first or ask for a cascade",
-                ErrorMetadata.For(plugin.Id, ("dependents", names)));
-        }
+            var dependents = DependentsClosure(plugin.Id);
+            if (dependents.Count > 0 && !cascade) throw DependencyNotMet(plugin, dependents);
+            foreach (var dependent in dependents)
+            {
+                try
+                {
+                    await UnloadOneAsync(dependent, $"unloaded with {plugin.Id} (cascade)", writeAudit: true, whileIndependent: false);
+                }
+                catch (SandboxException e) when (e.Reason == ErrorReason.PluginNotFound)
+                {
+                    // unloaded meanwhile: just as good
+                }
+            }
 
-        foreach (var dependent in dependents)
-        {
             try
             {
-                await UnloadOneAsync(dependent, $"unloaded with {plugin.Id} (cascade)", writeAudit: true);
+                return await UnloadOneAsync(plugin, "unloaded", writeAudit: true, whileIndependent: true);
             }
-            catch (SandboxException e) when (e.Reason == ErrorReason.PluginNotFound)
+            catch (SandboxException e) when (e.Reason == ErrorReason.DependencyNotMet && cascade && round < MaxCascadeRounds)
             {
-                // unloaded meanwhile: just as good
+                // a dependent loaded after the cascade looked: unload it too
             }
         }
+    }
 
-        return await UnloadOneAsync(plugin, "unloaded", writeAudit: true);
+    private const int MaxCascadeRounds = 3;
+
+    private static SandboxException DependencyNotMet(ManagedPlugin plugin, IReadOnlyList<ManagedPlugin> dependents)
+    {
+        var names = string.Join(",", dependents.Select(d => d.Id));
+        return new SandboxException(ErrorReason.DependencyNotMet,
+            $"plugin {plugin.Id} cannot be unloaded while {names} depend{(dependents.Count == 1 ? "s" : "")} on it; unload them first or ask for a cascade",
+            ErrorMetadata.For(plugin.Id, ("dependents", names)));
     }
 
     /// <summary>At shutdown everything goes: no dependency checks, each plugin on its own.</summary>
-    public Task<CleanupReport> UnloadForShutdownAsync(ManagedPlugin plugin) => UnloadOneAsync(plugin, "unloaded at shutdown", writeAudit: true);
+    public Task<CleanupReport> UnloadForShutdownAsync(ManagedPlugin plugin) => UnloadOneAsync(plugin, "unloaded at shutdown", writeAudit: true, whileIndependent: false);
 
     /// <summary>
     /// The old half of an upgrade, after its successor took its place: its calls in flight finish, then it
     /// is unloaded like any plugin, but audited only by the upgrade's PLUGIN_UPGRADE and its CLEANUP_REPORT.
     /// </summary>
     public Task<CleanupReport> RetireAsync(ManagedPlugin old, ManagedPlugin successor) =>
-        UnloadOneAsync(old, $"replaced by version {successor.Manifest.Version}", writeAudit: false);
+        UnloadOneAsync(old, $"replaced by version {successor.Manifest.Version}", writeAudit: false, whileIndependent: false);
 
     /// <summary>Every plugin that depends on <paramref name="pluginId"/>, directly or not, each after those that depend on it.</summary>
     private List<ManagedPlugin> DependentsClosure(string pluginId)
@@ -84,20 +97,33 @@ internal sealed class PluginUnloader(
         return ordered;
     }
 
-    private async Task<CleanupReport> UnloadOneAsync(ManagedPlugin plugin, string message, bool writeAudit)
+    /// <param name="whileIndependent">Unload only if no live plugin depends on it, checked together with the
+    /// transition (so no dependent can register in between); else DEPENDENCY_NOT_MET.</param>
+    private async Task<CleanupReport> UnloadOneAsync(ManagedPlugin plugin, string message, bool writeAudit, bool whileIndependent)
     {
         var clock = Stopwatch.StartNew();
         var report = new CleanupReport { PluginId = plugin.Id };
         var beingUnloaded = new SandboxException(ErrorReason.PluginCrashed, $"plugin {plugin.Id} is being unloaded", ErrorMetadata.For(plugin.Id));
         WorkerHandle? worker = null;
-        var unloaded = lifecycle.TryTransition(plugin, new Transition(PluginState.Unloaded)
+        var transition = new Transition(PluginState.Unloaded)
         {
             Message = message,
             WriteAudit = writeAudit,
             AuditDetails = json => json.WriteString("version", plugin.Manifest.Version.ToString()),
             // A worker already being stopped (terminated, crashed) is its terminator's to finish.
             Apply = p => worker = p.Current is { } current && current.TryBeginStopping(beingUnloaded) ? current : null,
-        });
+        };
+        TransitionResult unloaded;
+        if (whileIndependent)
+        {
+            unloaded = registry.TryTransitionIfIndependent(plugin, transition, out var dependents);
+            if (dependents.Count > 0) throw DependencyNotMet(plugin, dependents);
+        }
+        else
+        {
+            unloaded = lifecycle.TryTransition(plugin, transition);
+        }
+
         if (!unloaded.Applied) throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} is already unloaded", ErrorMetadata.For(plugin.Id));
 
         if (worker is not null) await StopWorkerAsync(worker, report);
