@@ -105,13 +105,19 @@ internal sealed class PluginUnloader(
         var report = new CleanupReport { PluginId = plugin.Id };
         var beingUnloaded = new SandboxException(ErrorReason.PluginCrashed, $"plugin {plugin.Id} is being unloaded", ErrorMetadata.For(plugin.Id));
         WorkerHandle? worker = null;
+        WorkerHandle? stoppedByOthers = null;
         var transition = new Transition(PluginState.Unloaded)
         {
             Message = message,
             WriteAudit = writeAudit,
             AuditDetails = json => json.WriteString("version", plugin.Manifest.Version.ToString()),
-            // A worker already being stopped (terminated, crashed) is its terminator's to finish.
-            Apply = p => worker = p.Current is { } current && current.TryBeginStopping(beingUnloaded) ? current : null,
+            // A worker already being stopped (terminated, crashed) is its terminator's to finish; the report waits for it.
+            Apply = p =>
+            {
+                if (p.Current is not { } current) return;
+                if (current.TryBeginStopping(beingUnloaded)) worker = current;
+                else if (current.State == WorkerState.Stopping) stoppedByOthers = current; // not one stopped long ago: its pid may be another's now
+            },
         };
         TransitionResult unloaded;
         if (whileIndependent)
@@ -127,6 +133,12 @@ internal sealed class PluginUnloader(
         if (!unloaded.Applied) throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} is already unloaded", ErrorMetadata.For(plugin.Id));
 
         if (worker is not null) await StopWorkerAsync(worker, report);
+        if (stoppedByOthers is { } ending)
+        {
+            await Task.WhenAny(ending.Stopped, Task.Delay(options.UnloadTimeout));
+            VerifyGone(report, ending, [ending.Pid, ending.WorkerPid]);
+        }
+
         if (plugin.Broker is { } broker) await CloseBrokerAsync(broker, report);
 
         report.DurationUs = (ulong)clock.Elapsed.TotalMicroseconds;

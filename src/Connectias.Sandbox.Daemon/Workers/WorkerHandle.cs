@@ -29,6 +29,7 @@ internal enum WorkerState
 internal sealed class WorkerHandle : IDisposable
 {
     private readonly Lock _sync = new();
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public WorkerHandle(int number, Process process, int workerPid, string socketPath, string runDirectory, int queueLimit)
     {
@@ -115,7 +116,11 @@ internal sealed class WorkerHandle : IDisposable
     public void MarkStopped()
     {
         lock (_sync) State = WorkerState.Stopped;
+        _stopped.TrySetResult();
     }
+
+    /// <summary>Completes once the worker is <see cref="WorkerState.Stopped"/>, whoever stopped it.</summary>
+    public Task Stopped => _stopped.Task;
 
     public void Dispose()
     {
