@@ -102,7 +102,7 @@ public class DedicatedDaemonTests
             Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(30)));
             var result = AuditVerifier.Verify(daemon.AuditPath);
             Assert.True(result.Intact, result.Problem);
-            var events = File.ReadAllLines(daemon.AuditPath).Select(line => System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("event").GetString()).ToList();
+            var events = daemon.AuditRecords().Select(record => record.Event).ToList();
             foreach (var expected in new[] { "DAEMON_START", "PLUGIN_LOAD", "PERMISSION_GRANT", "PLUGIN_EXECUTE_FAILED", "LOAD_REJECTED", "PLUGIN_TERMINATED", "PLUGIN_UNLOAD", "CLEANUP_REPORT", "DAEMON_STOP" })
                 Assert.Contains(expected, events);
 

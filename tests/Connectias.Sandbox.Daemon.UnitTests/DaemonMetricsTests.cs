@@ -3,9 +3,7 @@ using Connectias.Sandbox.Daemon.Calls;
 using Connectias.Sandbox.Daemon.Events;
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
-using Connectias.Sandbox.Daemon.Policy;
 using Connectias.Sandbox.Daemon.Telemetry;
-using Connectias.Sandbox.Packaging;
 using Connectias.Sandbox.V1;
 using Microsoft.Extensions.Logging.Abstractions;
 using OpenTelemetry.Metrics;
@@ -113,11 +111,7 @@ public sealed class DaemonMetricsTests : IDisposable
         Assert.Equal(0, queue.Waiting);
     }
 
-    private static ManagedPlugin Plugin(string id, PluginState state)
-    {
-        var manifest = new PluginManifest { Id = id, Name = "p", Version = SemanticVersion.Parse("1.0.0") };
-        return new ManagedPlugin(manifest, new byte[] { 0, 97, 115, 109 }, SignerIdentity.Unsigned, AdminPolicy.BuiltIn.Default, ResourceLimits.Defaults) { State = state };
-    }
+    private static ManagedPlugin Plugin(string id, PluginState state) => LifecycleHarness.Plugin(id, state);
 
     public void Dispose() => _capture.Dispose();
 

@@ -1,11 +1,8 @@
 using System.Threading.Channels;
 using Connectias.Sandbox.Audit;
-using Connectias.Sandbox.Daemon.Events;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Policy;
-using Connectias.Sandbox.Packaging;
 using Connectias.Sandbox.V1;
-using Microsoft.Extensions.Logging.Abstractions;
 using static Connectias.Sandbox.Daemon.UnitTests.ChannelReaders;
 
 namespace Connectias.Sandbox.Daemon.UnitTests;
@@ -14,16 +11,8 @@ namespace Connectias.Sandbox.Daemon.UnitTests;
 public sealed class LifecycleTableTests : IDisposable
 {
     private static readonly PluginState[] States = [PluginState.Loading, PluginState.Ready, PluginState.Terminated, PluginState.Crashed, PluginState.Unloaded];
-    private readonly string _directory = Directory.CreateTempSubdirectory("connectias-lifecycle-").FullName;
-    private readonly AuditLog _audit;
-    private readonly EventHub _events = new();
-    private readonly PluginLifecycle _lifecycle;
-
-    public LifecycleTableTests()
-    {
-        _audit = new AuditLog(_directory);
-        _lifecycle = new PluginLifecycle(_events, new AuditTrail(_audit, _events, NullLogger<AuditTrail>.Instance));
-    }
+    private readonly LifecycleHarness _harness = new();
+    private PluginLifecycle Lifecycle => _harness.Lifecycle;
 
     public static TheoryData<PluginState, PluginState, bool> EveryPair()
     {
@@ -48,7 +37,7 @@ public sealed class LifecycleTableTests : IDisposable
         Assert.Equal(allowed, PluginLifecycle.IsAllowed(from, to));
         var plugin = Plugin(from);
         var events = Watch(plugin.Id);
-        var result = _lifecycle.TryTransition(plugin, new Transition(to) { Reason = "TIMEOUT", Message = "why" });
+        var result = Lifecycle.TryTransition(plugin, new Transition(to) { Reason = "TIMEOUT", Message = "why" });
         Assert.Equal(allowed, result.Applied);
         Assert.Equal(allowed ? to : from, plugin.State);
         var published = Drain(events);
@@ -76,7 +65,7 @@ public sealed class LifecycleTableTests : IDisposable
     {
         var plugin = Plugin(PluginState.Ready);
         var events = Watch(plugin.Id);
-        Assert.False(_lifecycle.TryTransition(plugin, new Transition(PluginState.Terminated) { OnlyIf = _ => false, Apply = p => p.Restarts = 99 }).Applied);
+        Assert.False(Lifecycle.TryTransition(plugin, new Transition(PluginState.Terminated) { OnlyIf = _ => false, Apply = p => p.Restarts = 99 }).Applied);
         Assert.Equal(PluginState.Ready, plugin.State);
         Assert.Equal(0u, plugin.Restarts);
         Assert.Empty(Drain(events));
@@ -87,7 +76,7 @@ public sealed class LifecycleTableTests : IDisposable
     {
         var plugin = Plugin(PluginState.Loading);
         var events = Watch(plugin.Id);
-        var result = _lifecycle.TryTransition(plugin, new Transition(PluginState.Ready)
+        var result = Lifecycle.TryTransition(plugin, new Transition(PluginState.Ready)
         {
             AuditEvent = AuditEvents.PluginRestarted,
             Apply = p => p.Restarts++,
@@ -103,7 +92,7 @@ public sealed class LifecycleTableTests : IDisposable
     public void Unloading_releases_the_module_and_starts_the_retention_clock()
     {
         var plugin = Plugin(PluginState.Ready);
-        _lifecycle.TryTransition(plugin, new Transition(PluginState.Unloaded));
+        Lifecycle.TryTransition(plugin, new Transition(PluginState.Unloaded));
         Assert.Null(plugin.Module);
         Assert.NotNull(plugin.UnloadedAt);
     }
@@ -114,7 +103,7 @@ public sealed class LifecycleTableTests : IDisposable
     public void A_terminated_plugin_keeps_its_module_only_when_a_restart_may_need_it(RestartPolicy restart, bool kept)
     {
         var plugin = Plugin(PluginState.Ready, restart);
-        _lifecycle.TryTransition(plugin, new Transition(PluginState.Terminated));
+        Lifecycle.TryTransition(plugin, new Transition(PluginState.Terminated));
         Assert.Equal(kept, plugin.Module is not null);
     }
 
@@ -122,25 +111,17 @@ public sealed class LifecycleTableTests : IDisposable
     public void A_failed_audit_write_is_reported_but_the_state_still_changes()
     {
         var plugin = Plugin(PluginState.Ready);
-        _audit.Dispose();
-        var result = _lifecycle.TryTransition(plugin, new Transition(PluginState.Unloaded));
+        _harness.Audit.Dispose();
+        var result = Lifecycle.TryTransition(plugin, new Transition(PluginState.Unloaded));
         Assert.True(result.Applied);
         Assert.False(result.Audited);
         Assert.Equal(PluginState.Unloaded, plugin.State);
     }
 
-    private static ManagedPlugin Plugin(PluginState state, RestartPolicy restart = RestartPolicy.Never)
-    {
-        var manifest = new PluginManifest { Id = $"com.test.p{Guid.NewGuid():N}"[..20], Name = "p", Version = SemanticVersion.Parse("1.0.0") };
-        var grant = AdminPolicy.BuiltIn.Default with { Restart = restart };
-        return new ManagedPlugin(manifest, new byte[] { 0, 97, 115, 109 }, SignerIdentity.Unsigned, grant, ResourceLimits.Defaults) { State = state };
-    }
+    private static ManagedPlugin Plugin(PluginState state, RestartPolicy restart = RestartPolicy.Never) =>
+        LifecycleHarness.Plugin($"com.test.p{Guid.NewGuid():N}"[..20], state, restart);
 
-    private ChannelReader<Event> Watch(string pluginId) => _events.Subscribe(pluginId, CancellationToken.None);
+    private ChannelReader<Event> Watch(string pluginId) => _harness.Events.Subscribe(pluginId, CancellationToken.None);
 
-    public void Dispose()
-    {
-        _audit.Dispose();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public void Dispose() => _harness.Dispose();
 }

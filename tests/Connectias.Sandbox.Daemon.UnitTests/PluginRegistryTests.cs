@@ -1,29 +1,19 @@
-using Connectias.Sandbox.Audit;
-using Connectias.Sandbox.Daemon.Events;
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Policy;
-using Connectias.Sandbox.Packaging;
 using Connectias.Sandbox.V1;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Connectias.Sandbox.Daemon.UnitTests;
 
 /// <summary>The registry's rules for upgrades and dependents.</summary>
 public sealed class PluginRegistryTests : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("connectias-registry-").FullName;
-    private readonly AuditLog _audit;
-    private readonly PluginLifecycle _lifecycle;
+    private readonly LifecycleHarness _harness = new();
     private readonly PluginRegistry _registry;
 
-    public PluginRegistryTests()
-    {
-        _audit = new AuditLog(_directory);
-        var events = new EventHub();
-        _lifecycle = new PluginLifecycle(events, new AuditTrail(_audit, events, NullLogger<AuditTrail>.Instance));
-        _registry = new PluginRegistry(new DaemonOptions(), _lifecycle);
-    }
+    public PluginRegistryTests() => _registry = new PluginRegistry(new DaemonOptions(), _harness.Lifecycle);
+
+    private PluginLifecycle Lifecycle => _harness.Lifecycle;
 
     [Fact]
     public void An_upgrade_takes_the_place_of_a_READY_plugin_only()
@@ -32,11 +22,11 @@ public sealed class PluginRegistryTests : IDisposable
         Assert.True(_registry.TryReplace(old, Plugin("com.test.a", PluginState.Ready)));
 
         var unloaded = Registered("com.test.b", PluginState.Ready);
-        _lifecycle.TryTransition(unloaded, new Transition(PluginState.Unloaded));
+        Lifecycle.TryTransition(unloaded, new Transition(PluginState.Unloaded));
         Assert.False(_registry.TryReplace(unloaded, Plugin("com.test.b", PluginState.Ready))); // unloaded while the new version loaded
 
         var terminated = Registered("com.test.c", PluginState.Ready);
-        _lifecycle.TryTransition(terminated, new Transition(PluginState.Terminated));
+        Lifecycle.TryTransition(terminated, new Transition(PluginState.Terminated));
         Assert.False(_registry.TryReplace(terminated, Plugin("com.test.c", PluginState.Ready)));
     }
 
@@ -56,7 +46,7 @@ public sealed class PluginRegistryTests : IDisposable
         Registered("com.test.base", PluginState.Ready);
         Registered("com.test.app", PluginState.Ready, "com.test.base");
         var gone = Registered("com.test.gone", PluginState.Ready, "com.test.base");
-        _lifecycle.TryTransition(gone, new Transition(PluginState.Unloaded));
+        Lifecycle.TryTransition(gone, new Transition(PluginState.Unloaded));
         Assert.Equal(["com.test.app"], _registry.DependentsOf("com.test.base").Select(p => p.Id));
     }
 
@@ -70,7 +60,7 @@ public sealed class PluginRegistryTests : IDisposable
         Assert.Equal([dependent], dependents);
         Assert.Equal(PluginState.Ready, dependency.State);
 
-        _lifecycle.TryTransition(dependent, new Transition(PluginState.Unloaded));
+        Lifecycle.TryTransition(dependent, new Transition(PluginState.Unloaded));
         Assert.True(_registry.TryTransitionIfIndependent(dependency, new Transition(PluginState.Unloaded), out dependents).Applied);
         Assert.Empty(dependents);
         // Now nothing can register against it: its dependency is gone.
@@ -81,17 +71,12 @@ public sealed class PluginRegistryTests : IDisposable
     {
         var plugin = Plugin(id, PluginState.Loading, dependencies);
         _registry.Register(plugin);
-        if (state != PluginState.Loading) _lifecycle.TryTransition(plugin, new Transition(state));
+        if (state != PluginState.Loading) Lifecycle.TryTransition(plugin, new Transition(state));
         return plugin;
     }
 
     private static ManagedPlugin Plugin(string id, PluginState state, params string[] dependencies) =>
-        new(new PluginManifest { Id = id, Name = id, Version = SemanticVersion.Parse("1.0.0"), Dependencies = dependencies }, new byte[] { 0 },
-            SignerIdentity.Unsigned, AdminPolicy.BuiltIn.Default, ResourceLimits.Defaults) { State = state };
+        LifecycleHarness.Plugin(id, state, RestartPolicy.Never, dependencies);
 
-    public void Dispose()
-    {
-        _audit.Dispose();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public void Dispose() => _harness.Dispose();
 }
