@@ -39,15 +39,22 @@ internal sealed class PluginCalls(PluginRegistry registry, DaemonMetrics metrics
     private async Task<ExecuteResponse> AdmitAndWaitAsync(ManagedPlugin plugin, ExecuteRequest request, DateTime? deadline, Activity? span,
         CancellationToken cancellation)
     {
-        // A plugin found just before an upgrade replaced it: the call goes to the version now in its place.
-        if (!registry.IsCurrent(plugin) && registry.Find(plugin.Id) is var replacement && replacement != plugin) plugin = replacement;
-        WorkerHandle worker;
+        WorkerHandle? worker;
+        PluginState state;
         lock (plugin.Sync)
         {
-            if (plugin.State == PluginState.Unloaded)
+            state = plugin.State;
+            worker = state == PluginState.Ready && plugin.Current is { State: WorkerState.Serving } current ? current : null;
+        }
+
+        if (worker is null)
+        {
+            // Found just before an upgrade replaced (and retired) it: the call goes to the version now in its place.
+            // Asked only on this refusal path, so the ordinary call takes the registry's lock once, in Find.
+            if (!registry.IsCurrent(plugin)) return await AdmitAndWaitAsync(registry.Find(plugin.Id), request, deadline, span, cancellation);
+            if (state == PluginState.Unloaded)
                 throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded", ErrorMetadata.For(plugin.Id));
-            if (plugin.State != PluginState.Ready || plugin.Current is not { State: WorkerState.Serving } current) throw NotReady(plugin);
-            worker = current;
+            throw NotReady(plugin);
         }
 
         if (plugin.Manifest.Commands is { } declared && declared.All(c => c.Name != request.Command))
