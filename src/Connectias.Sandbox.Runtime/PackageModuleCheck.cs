@@ -18,7 +18,7 @@ public static class PackageModuleCheck
             Limits = requestedLimits,
         };
         using var engine = new WasmEngine();
-        using var compiled = PluginInstance.Compile(engine.Engine, setup);
-        ModuleChecker.Check(compiled, setup, hosting: false);
+        using var compiled = engine.Compile(setup.PluginId, setup.Module.Span);
+        ModuleChecker.Check(compiled.Module, setup, hosting: false);
     }
 }

@@ -19,6 +19,7 @@ public sealed class PluginInstance : IDisposable
     private const int MaxErrorMessageBytes = 64 * 1024;
     private const int WasiErrnoNotSupported = 58;
 
+    private readonly WasmEngine _engine;
     private readonly PluginSetup _setup;
     private readonly Module _module;
     private readonly Linker _linker;
@@ -42,6 +43,7 @@ public sealed class PluginInstance : IDisposable
 
     private PluginInstance(WasmEngine engine, PluginSetup setup, Module module)
     {
+        _engine = engine;
         _setup = setup;
         _module = module;
         _log = new PluginLogWriter(setup.Log);
@@ -83,26 +85,13 @@ public sealed class PluginInstance : IDisposable
     /// <summary>A network request of the current call timed out (SPEC §3: the call may end as NETWORK_TIMEOUT).</summary>
     internal bool NetworkTimedOut { get; set; }
 
-    /// <summary>Compiles (and so validates) the module; one that does not validate is CORRUPTED_DATA.</summary>
-    internal static Module Compile(Engine engine, PluginSetup setup)
-    {
-        try
-        {
-            return Module.FromBytes(engine, setup.PluginId, setup.Module.Span);
-        }
-        catch (WasmtimeException e)
-        {
-            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {FirstLine(e.Message)}", ErrorMetadata.For(setup.PluginId));
-        }
-    }
-
     /// <summary>
-    /// Compiles and checks the module, instantiates it and runs <c>_initialize</c> and <c>plugin_init</c>,
+    /// Compiles (unless <see cref="PluginSetup.Compiled"/> is given) and checks the module, instantiates it and runs <c>_initialize</c> and <c>plugin_init</c>,
     /// all under one fuel budget and deadline. Throws a <see cref="SandboxException"/> with the SPEC reason.
     /// </summary>
     public static PluginInstance Load(WasmEngine engine, PluginSetup setup)
     {
-        var module = Compile(engine.Engine, setup);
+        var module = (setup.Compiled ?? engine.Compile(setup.PluginId, setup.Module.Span)).Module;
 
         PluginInstance? instance = null;
         try
@@ -258,6 +247,7 @@ public sealed class PluginInstance : IDisposable
         _deadline = Stopwatch.GetTimestamp() + (long)(_deadlineMs / 1000.0 * Stopwatch.Frequency);
         _store.Fuel = (ulong)Limits.FuelPerCall;
         _store.SetEpochDeadline(1);
+        _engine.BeginRunning();
         _output = null;
         _errorMessage = null;
         NetworkTimedOut = false;
@@ -265,6 +255,7 @@ public sealed class PluginInstance : IDisposable
 
     private void EndCall()
     {
+        _engine.EndRunning();
         _hostBuffers.Clear();
         _log.EndCall();
         PeakMemoryBytes = Math.Max(PeakMemoryBytes, MemoryBytes);

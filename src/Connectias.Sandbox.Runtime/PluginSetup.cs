@@ -6,6 +6,9 @@ public sealed class PluginSetup
     public required string PluginId { get; init; }
     public string Version { get; init; } = "0.0.0";
     public required ReadOnlyMemory<byte> Module { get; init; }
+
+    /// <summary>The module already compiled (from a cache, say); then <see cref="Module"/> is not compiled again. Owned by the load.</summary>
+    public CompiledModule? Compiled { get; init; }
     public IReadOnlySet<Permission> Permissions { get; init; } = new HashSet<Permission>();
     /// <summary>The effective limits, after the manifest's requests were capped by policy.</summary>
     public ResourceLimits Limits { get; init; } = ResourceLimits.Defaults;

@@ -1,18 +1,25 @@
+using System.Globalization;
 using Wasmtime;
 
 namespace Connectias.Sandbox.Runtime;
 
 /// <summary>
-/// The Wasmtime engine shared by the plugins of one process, configured for fuel and epoch
-/// interruption, and the ticker that advances its epoch. Each store sets its own epoch deadline and
-/// callback, so a deadline that stops one plugin never touches another.
+/// The Wasmtime engine shared by the plugins of one process, configured for fuel and epoch interruption, and
+/// the ticker that advances its epoch. Each store sets its own epoch deadline and callback, so a deadline that
+/// stops one plugin never touches another. The ticker runs only while some plugin's code does: an idle process
+/// has no timer at all.
 /// </summary>
 public sealed class WasmEngine : IDisposable
 {
-    /// <summary>How often the epoch advances: the granularity of deadlines and memory checks.</summary>
+    /// <summary>How often the epoch advances while code runs: the granularity of deadlines and memory checks.</summary>
     public static readonly TimeSpan EpochTick = TimeSpan.FromMilliseconds(5);
 
+    // What, besides the Wasmtime version, decides whether compiled code fits this engine; part of Fingerprint.
+    private const string Settings = "fuel,epoch,opt=speed";
+
     private readonly Timer _ticker;
+    private readonly Lock _sync = new();
+    private int _running;
 
     public WasmEngine()
     {
@@ -21,14 +28,81 @@ public sealed class WasmEngine : IDisposable
             .WithEpochInterruption(true)
             .WithOptimizationLevel(OptimizationLevel.Speed);
         Engine = new Engine(config);
-        _ticker = new Timer(_ => Engine.IncrementEpoch(), null, EpochTick, EpochTick);
+        _ticker = new Timer(_ => Engine.IncrementEpoch(), null, Timeout.Infinite, Timeout.Infinite);
     }
 
     public Engine Engine { get; }
+
+    /// <summary>
+    /// Names the Wasmtime version and the engine settings: compiled code is reusable exactly between engines with
+    /// the same fingerprint. No '|' (it travels in the worker's handshake line).
+    /// </summary>
+    public static string Fingerprint { get; } = string.Create(CultureInfo.InvariantCulture,
+        $"wasmtime-{typeof(Engine).Assembly.GetName().Version}+{Settings}");
+
+    /// <summary>Plugin code is about to run: the epoch ticks until the matching <see cref="EndRunning"/>.</summary>
+    internal void BeginRunning()
+    {
+        lock (_sync)
+        {
+            if (_running++ == 0) _ticker.Change(EpochTick, EpochTick);
+        }
+    }
+
+    internal void EndRunning()
+    {
+        lock (_sync)
+        {
+            if (--_running == 0) _ticker.Change(Timeout.Infinite, Timeout.Infinite);
+        }
+    }
+
+    /// <summary>Compiles (and so validates) a module; one that does not validate is CORRUPTED_DATA.</summary>
+    public CompiledModule Compile(string pluginId, ReadOnlySpan<byte> module)
+    {
+        try
+        {
+            return new CompiledModule(Module.FromBytes(Engine, pluginId, module));
+        }
+        catch (WasmtimeException e)
+        {
+            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {e.Message.Split('\n', 2)[0].Trim()}", ErrorMetadata.For(pluginId));
+        }
+    }
+
+    /// <summary>
+    /// Loads code an earlier <see cref="CompiledModule.Serialize"/> of an engine with the same
+    /// <see cref="Fingerprint"/> produced. Wasmtime trusts these bytes completely: the caller must have
+    /// authenticated them. Null when Wasmtime refuses them (another version or settings).
+    /// </summary>
+    public CompiledModule? Deserialize(string pluginId, ReadOnlySpan<byte> compiled)
+    {
+        try
+        {
+            return new CompiledModule(Module.Deserialize(Engine, pluginId, compiled));
+        }
+        catch (WasmtimeException)
+        {
+            return null;
+        }
+    }
 
     public void Dispose()
     {
         _ticker.Dispose();
         Engine.Dispose();
     }
+}
+
+/// <summary>A module compiled for one <see cref="WasmEngine"/>; owned by the plugin loaded from it.</summary>
+public sealed class CompiledModule : IDisposable
+{
+    internal CompiledModule(Module module) => Module = module;
+
+    internal Module Module { get; }
+
+    /// <summary>The compiled code, for a cache; only an engine with the same fingerprint can load it.</summary>
+    public byte[] Serialize() => Module.Serialize();
+
+    public void Dispose() => Module.Dispose();
 }

@@ -1,6 +1,8 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Connectias.Sandbox.Runtime;
 using Connectias.Sandbox.Worker;
 using Connectias.Sandbox.WorkerProtocol;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 // Nothing but the handshake may reach stdout: every stray Console.Write goes to stderr instead.
 var stdout = new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = true };
@@ -26,9 +28,9 @@ for (var i = 0; i < args.Length; i++)
 
                 Started by the daemon, never by hand. Usage (for the daemon):
                   connectias-sandbox-worker --socket PATH [--parent-pid PID]
-                with CONNECTIAS_SANDBOX_WORKER set. It serves the internal worker protocol on the Unix
-                socket PATH, prints one handshake line on stdout once listening, logs JSON lines on
-                stderr, and exits when its parent dies.
+                with CONNECTIAS_SANDBOX_WORKER set. It listens on the Unix socket PATH, prints one handshake
+                line on stdout, serves the internal worker protocol on the one connection the daemon makes,
+                logs JSON lines on stderr, and exits when that connection closes or its parent dies.
                 """);
             return 0;
         default:
@@ -46,39 +48,37 @@ if (Environment.GetEnvironmentVariable(WorkerHandshake.CookieVariable) != Worker
 
 var expectedParent = parentPid ?? ParentWatch.ParentPid;
 var useDeathSignal = Environment.GetEnvironmentVariable(WorkerHandshake.NoDeathSignalVariable) != "1";
-if (!ParentWatch.Start(expectedParent, useDeathSignal, () => Environment.Exit(3)))
+if (!ParentWatch.Start(expectedParent, useDeathSignal, () =>
+    {
+        log.Worker("error", $"parent process {expectedParent} exited; exiting");
+        Environment.Exit(3);
+    }, warning => log.Worker("warning", warning)))
 {
     log.Worker("error", $"parent process {expectedParent} is gone (or is not this worker's parent); exiting");
     return 3;
 }
 
 if (File.Exists(socketPath)) File.Delete(socketPath);
-var builder = WebApplication.CreateSlimBuilder(args);
-// One log shape on stderr: the framework's own warnings go through the same writer as the worker's lines.
-builder.Logging.ClearProviders();
-builder.Logging.AddProvider(new WorkerLogProvider(log));
-builder.Logging.AddFilter((category, level) => level >= LogLevel.Warning);
-builder.WebHost.ConfigureKestrel(kestrel =>
+// SIGTERM (a daemon stopping its worker) ends the process at once, leaving no socket behind. The handler's
+// thread waits in the kernel for a signal; it does not poll.
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ =>
 {
-    kestrel.ListenUnixSocket(socketPath, listen => listen.Protocols = HttpProtocols.Http2);
-    kestrel.Limits.MaxRequestBodySize = null;
+    File.Delete(socketPath);
+    Environment.Exit(0);
 });
-builder.Services.AddGrpc(options =>
+Socket connection;
+using (var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
 {
-    // A package is at most 64 MiB, so the module in a Load request is too; outputs are capped by the plugin's limit.
-    options.MaxReceiveMessageSize = 80 * 1024 * 1024;
-    options.MaxSendMessageSize = 80 * 1024 * 1024;
-});
-builder.Services.AddSingleton(log);
-builder.Services.AddSingleton<WorkerState>();
+    listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+    listener.Listen(1);
+    stdout.WriteLine(WorkerHandshake.Format(socketPath, Environment.ProcessId, WasmEngine.Fingerprint));
+    log.Worker("info", $"worker listening on {socketPath} (parent {expectedParent}, death signal {(useDeathSignal ? "armed" : "off")})");
+    // Exactly one connection, the daemon's: nobody else can reach the socket (its directory is the daemon's,
+    // mode 0700) and it is gone before any plugin code runs.
+    connection = listener.Accept();
+}
 
-var app = builder.Build();
-app.MapGrpcService<WorkerService>();
-await app.StartAsync();
-
-stdout.WriteLine(WorkerHandshake.Format(socketPath, Environment.ProcessId));
-log.Worker("info", $"worker listening on {socketPath} (parent {expectedParent}, death signal {(useDeathSignal ? "armed" : "off")})");
-
-await app.WaitForShutdownAsync();
-if (File.Exists(socketPath)) File.Delete(socketPath);
+File.Delete(socketPath);
+// Nothing is disposed on the way out: a call may still be running on the turns thread, and the process's end frees it all.
+new WorkerSession(connection, new WorkerState(log)).Run();
 return 0;

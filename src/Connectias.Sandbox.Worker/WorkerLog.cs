@@ -44,33 +44,3 @@ internal sealed class WorkerLog(TextWriter stderr) : IPluginLog
         }
     }
 }
-
-/// <summary>Routes the framework's ILogger lines into <see cref="WorkerLog"/>, so the worker has one log shape.</summary>
-internal sealed class WorkerLogProvider(WorkerLog log) : ILoggerProvider
-{
-    public ILogger CreateLogger(string categoryName) => new CategoryLogger(log, categoryName);
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class CategoryLogger(WorkerLog log, string category) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => logLevel != LogLevel.None;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            var level = logLevel switch
-            {
-                LogLevel.Trace => "trace",
-                LogLevel.Debug => "debug",
-                LogLevel.Information => "info",
-                LogLevel.Warning => "warning",
-                _ => "error",
-            };
-            log.Worker(level, $"{category}: {formatter(state, exception)}{(exception is null ? "" : $" ({exception.GetType().Name}: {exception.Message})")}");
-        }
-    }
-}

@@ -3,6 +3,9 @@ namespace Connectias.Sandbox.WorkerProtocol;
 /// <summary>A SandboxException in the worker becomes a <see cref="Worker.V1.Fault"/> and back in the daemon, here only.</summary>
 public static class WorkerFaults
 {
+    /// <summary>Metadata of a Load's fault when the worker's engine refused the cached compiled module: recompile, do not fail.</summary>
+    public const string PrecompiledRefusedKey = "precompiled_refused";
+
     public static Worker.V1.Fault ToFault(SandboxException error)
     {
         var fault = new Worker.V1.Fault { Reason = error.Reason.WireName(), Message = error.Message, Fatal = error.Reason.TerminatesPlugin() };

@@ -3,13 +3,14 @@ using System.Globalization;
 namespace Connectias.Sandbox.WorkerProtocol;
 
 /// <summary>
-/// The one line a worker prints on stdout once it listens, <c>CONNECTIAS-WORKER|1|unix|SOCKET|PID</c>, and
-/// the environment the supervisor starts it with. Formatted and parsed here only.
+/// The one line a worker prints on stdout once it listens, <c>CONNECTIAS-WORKER|2|ENGINE|unix|SOCKET|PID</c>,
+/// and the environment the supervisor starts it with. ENGINE names the Wasmtime version and engine settings
+/// (compiled code is reusable between workers with the same one). Formatted and parsed here only.
 /// </summary>
-public sealed record WorkerHandshake(int Version, string Network, string Address, int Pid)
+public sealed record WorkerHandshake(int Version, string Engine, string Network, string Address, int Pid)
 {
     public const string Prefix = "CONNECTIAS-WORKER";
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     /// <summary>Set by the supervisor; a worker started without it was started by hand and refuses.</summary>
     public const string CookieVariable = "CONNECTIAS_SANDBOX_WORKER";
@@ -21,8 +22,8 @@ public sealed record WorkerHandshake(int Version, string Network, string Address
     /// <summary>Longer than this is not a handshake, whatever it holds.</summary>
     public const int MaxLineLength = 4096;
 
-    public static string Format(string socketPath, int pid) =>
-        string.Create(CultureInfo.InvariantCulture, $"{Prefix}|{CurrentVersion}|unix|{socketPath}|{pid}");
+    public static string Format(string socketPath, int pid, string engine) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Prefix}|{CurrentVersion}|{engine}|unix|{socketPath}|{pid}");
 
     /// <summary>
     /// Parses a handshake line; null with <paramref name="problem"/> saying what is wrong otherwise. The
@@ -44,7 +45,7 @@ public sealed record WorkerHandshake(int Version, string Network, string Address
         }
 
         var parts = line.Split('|');
-        if (parts.Length < 5 || parts[0] != Prefix)
+        if (parts.Length < 2 || parts[0] != Prefix)
         {
             problem = $"not a handshake: '{Printable(line)}'";
             return null;
@@ -56,13 +57,21 @@ public sealed record WorkerHandshake(int Version, string Network, string Address
             return null;
         }
 
+        // Another version's fields may differ: the version alone is enough to refuse it.
+        if (version != CurrentVersion) return new WorkerHandshake(version, "", "", "", 0);
+        if (parts.Length < 6)
+        {
+            problem = $"not a handshake: '{Printable(line)}'";
+            return null;
+        }
+
         if (!int.TryParse(parts[^1], NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid <= 0)
         {
             problem = $"pid '{Printable(parts[^1])}' is not a process id";
             return null;
         }
 
-        return new WorkerHandshake(version, parts[2], string.Join('|', parts[3..^1]), pid);
+        return new WorkerHandshake(version, parts[2], parts[3], string.Join('|', parts[4..^1]), pid);
     }
 
     /// <summary>Null when this handshake is the one the supervisor waits for on <paramref name="socketPath"/>, else why not.</summary>

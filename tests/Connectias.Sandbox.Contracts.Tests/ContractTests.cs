@@ -147,11 +147,12 @@ public class ErrorStatusTests
 public class WorkerContractTests
 {
     [Fact]
-    public void The_worker_service_has_the_lifecycle_calls()
+    public void The_worker_protocol_has_the_lifecycle_requests_and_the_broker_traffic()
     {
-        var service = Worker.V1.WorkerReflection.Descriptor.FindTypeByName<ServiceDescriptor>("PluginWorker");
-        Assert.Equal(["Load", "Execute", "Cleanup", "GetStatus", "Broker"], service.Methods.Select(m => m.Name));
-        var broker = service.FindMethodByName("Broker");
-        Assert.True(broker.IsClientStreaming && broker.IsServerStreaming);
+        var request = Worker.V1.WorkerReflection.Descriptor.FindTypeByName<MessageDescriptor>("WorkerRequest");
+        Assert.Equal(["load", "execute", "cleanup", "status", "cancel", "broker_reply", "compile"], request.Oneofs[0].Fields.Select(f => f.Name));
+        var reply = Worker.V1.WorkerReflection.Descriptor.FindTypeByName<MessageDescriptor>("WorkerReply");
+        Assert.Equal(["load", "execute", "cleanup", "status", "broker_call", "compile"], reply.Oneofs[0].Fields.Select(f => f.Name));
+        Assert.Empty(Worker.V1.WorkerReflection.Descriptor.Services); // frames over one connection, not gRPC
     }
 }

@@ -33,7 +33,9 @@ public partial class HostingTests
         Assert.False(Directory.Exists(runDirectory));
         Assert.False(Directory.Exists(ghostDirectory));
         Assert.Contains($"start-up sweep: killed leftover worker {ghost.Id}", second.Log);
-        Assert.Contains($"start-up sweep: removed leftover run directory and worker socket {runDirectory}", second.Log);
+        // A worker removes its socket once the daemon connected; the ghost's is still there.
+        Assert.Contains($"start-up sweep: removed leftover run directory {runDirectory}", second.Log);
+        Assert.Contains($"start-up sweep: removed leftover run directory and worker socket {ghostDirectory}", second.Log);
 
         using var again = second.Client();
         Assert.Equal(PluginState.Ready, (await again.LoadAsync(second.Package("noop", "com.test.swept"))).State);

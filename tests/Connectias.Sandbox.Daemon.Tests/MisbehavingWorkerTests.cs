@@ -106,6 +106,36 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
         await AssertCleanAndServing(shared, Behaviour.HangMidCall);
     }
 
+    [Fact]
+    public async Task A_reply_to_a_request_never_made_terminates_the_plugin_as_a_SECURITY_VIOLATION()
+    {
+        var id = IdFor(Behaviour.UnsolicitedReply);
+        shared.UseWorker(Behaviour.UnsolicitedReply);
+        using var client = shared.Daemon.Client();
+        Assert.Equal(PluginState.Ready, (await client.LoadAsync(shared.Daemon.Package("noop", id))).State);
+
+        var info = await ApiErrorTests.WaitForState(client, id, PluginState.Terminated);
+        Assert.Equal("SECURITY_VIOLATION", info.StateReason);
+        Assert.Contains("protocol", info.StateMessage);
+        Assert.True(await Eventually(() => AuditEvents(shared.Daemon).Contains(("SECURITY_VIOLATION", id))));
+        await AssertCleanAndServing(shared, Behaviour.UnsolicitedReply);
+    }
+
+    [Fact]
+    public async Task A_frame_over_the_size_limit_fails_the_call_with_SECURITY_VIOLATION_and_is_not_read()
+    {
+        var id = IdFor(Behaviour.HugeFrame);
+        shared.UseWorker(Behaviour.HugeFrame);
+        using var client = shared.Daemon.Client();
+        await client.LoadAsync(shared.Daemon.Package("noop", id));
+
+        var error = await ApiErrorTests.Refused(() => client.ExecuteAsync(id, "run"), StatusCode.PermissionDenied, "SECURITY_VIOLATION", id);
+        Assert.Contains("limit", error.Message);
+        var info = await ApiErrorTests.WaitForState(client, id, PluginState.Terminated);
+        Assert.Equal("SECURITY_VIOLATION", info.StateReason);
+        await AssertCleanAndServing(shared, Behaviour.HugeFrame);
+    }
+
     private static string IdFor(string behaviour) => "com.test." + behaviour;
 
     /// <summary>Loads a package with the worker playing <paramref name="behaviour"/>; the load must be refused with <paramref name="reason"/>.</summary>

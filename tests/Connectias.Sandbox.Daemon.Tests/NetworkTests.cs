@@ -18,6 +18,12 @@ public sealed class TestHttpServer : IAsyncDisposable
     public int AbortedRequests;
     public int SlowRequestsStarted;
 
+    /// <summary>Requests that reached /gate/{name}, by name; each waits there until <see cref="OpenGates"/>.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, int> GateArrivals { get; } = new();
+    private readonly TaskCompletionSource _gatesOpen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void OpenGates() => _gatesOpen.TrySetResult();
+
     public TestHttpServer()
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -44,6 +50,12 @@ public sealed class TestHttpServer : IAsyncDisposable
             catch (OperationCanceledException)
             {
             }
+        });
+        _app.MapGet("/gate/{name}", async (string name) =>
+        {
+            GateArrivals.AddOrUpdate(name, 1, (_, count) => count + 1);
+            await _gatesOpen.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            return Results.Text(name);
         });
         _app.MapGet("/slow", async (CancellationToken aborted) =>
         {
@@ -122,19 +134,53 @@ public sealed class NetworkTests : IAsyncLifetime
         await client.LoadAsync(_daemon.Package("fetch", id, $",\"permissions\":[\"network\"],\"allowed_hosts\":[{manifestHosts}]"));
     }
 
+    [Fact]
+    public async Task A_call_cancelled_while_it_waits_in_the_workers_pipeline_never_reaches_the_plugin()
+    {
+        await Load("com.test.fetch-patient", $"\"127.0.0.1:{Port}\"");
+        // The first call holds the plugin in http_request at the gate; the next two are forwarded behind it.
+        var first = Fetch($"http://127.0.0.1:{Port}/gate/first", id: "com.test.fetch-patient");
+        await Eventually(() => _server.GateArrivals.ContainsKey("first"));
+        using var cancelSecond = new CancellationTokenSource();
+        using var client = _daemon.Client();
+        var second = client.ExecuteAsync("com.test.fetch-patient", "request", FetchRequest($"http://127.0.0.1:{Port}/gate/second"), cancellation: cancelSecond.Token);
+        var third = Fetch($"http://127.0.0.1:{Port}/gate/third", id: "com.test.fetch-patient");
+        await Task.Delay(300); // both forwarded (the pipeline sends at once)
+        await cancelSecond.CancelAsync();
+        await Task.Delay(300); // the cancel reaches the worker while the first call still waits
+        _server.OpenGates();
+
+        Assert.Equal(200, (await first).GetProperty("status").GetInt32());
+        Assert.Equal(200, (await third).GetProperty("status").GetInt32());
+        var cancelled = await Assert.ThrowsAnyAsync<Exception>(() => second);
+        Assert.True(cancelled is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled }, cancelled.ToString());
+        Assert.False(_server.GateArrivals.ContainsKey("second"), "the cancelled call ran in the plugin");
+        var info = await client.GetAsync("com.test.fetch-patient");
+        Assert.Equal(PluginState.Ready, info.State);
+        Assert.Equal(2UL, info.Usage.Calls);
+    }
+
+    private static async Task Eventually(Func<bool> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition() && clock.Elapsed < TimeSpan.FromSeconds(20)) await Task.Delay(20);
+        Assert.True(condition());
+    }
+
     private Task LoadFetch() => Load("com.test.fetch", $"\"127.0.0.1:{Port}\",\"localhost:{Port}\",\"127.0.0.2:{Port}\"");
+
+    private static byte[] FetchRequest(string url, string method = "GET", string? body = null) => Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new Dictionary<string, object?>
+    {
+        ["method"] = method,
+        ["url"] = url,
+        ["headers"] = new Dictionary<string, string> { ["Content-Type"] = "text/plain", ["X-Test"] = "1" },
+        ["body_base64"] = body is null ? null : Convert.ToBase64String(Encoding.UTF8.GetBytes(body)),
+    }));
 
     private async Task<JsonElement> Fetch(string url, string method = "GET", string? body = null, string id = "com.test.fetch")
     {
         using var client = _daemon.Client();
-        var request = JsonSerializer.Serialize(new Dictionary<string, object?>
-        {
-            ["method"] = method,
-            ["url"] = url,
-            ["headers"] = new Dictionary<string, string> { ["Content-Type"] = "text/plain", ["X-Test"] = "1" },
-            ["body_base64"] = body is null ? null : Convert.ToBase64String(Encoding.UTF8.GetBytes(body)),
-        });
-        var response = await client.ExecuteAsync(id, "request", Encoding.UTF8.GetBytes(request));
+        var response = await client.ExecuteAsync(id, "request", FetchRequest(url, method, body));
         return JsonDocument.Parse(response.Output.Memory).RootElement.Clone();
     }
 

@@ -8,10 +8,10 @@ public class WorkerProtocolTests
     [Fact]
     public void A_handshake_round_trips_even_with_a_bar_in_the_socket_path()
     {
-        var line = WorkerHandshake.Format("/run/a|b/worker.sock", 4242);
-        Assert.Equal("CONNECTIAS-WORKER|1|unix|/run/a|b/worker.sock|4242", line);
+        var line = WorkerHandshake.Format("/run/a|b/worker.sock", 4242, "wasmtime-50+fuel");
+        Assert.Equal("CONNECTIAS-WORKER|2|wasmtime-50+fuel|unix|/run/a|b/worker.sock|4242", line);
         var parsed = WorkerHandshake.TryParse(line, out _)!;
-        Assert.Equal(new WorkerHandshake(1, "unix", "/run/a|b/worker.sock", 4242), parsed);
+        Assert.Equal(new WorkerHandshake(2, "wasmtime-50+fuel", "unix", "/run/a|b/worker.sock", 4242), parsed);
         Assert.Null(parsed.Mismatch("/run/a|b/worker.sock"));
     }
 
@@ -19,10 +19,10 @@ public class WorkerProtocolTests
     [InlineData(null, "no handshake line")]
     [InlineData("", "not a handshake")]
     [InlineData("hello world", "not a handshake")]
-    [InlineData("CONNECTIAS-WORKER|1|unix|/s", "not a handshake")]
-    [InlineData("CONNECTIAS-WORKER|one|unix|/s|12", "version 'one' is not a number")]
-    [InlineData("CONNECTIAS-WORKER|1|unix|/s|-12", "pid '-12' is not a process id")]
-    [InlineData("CONNECTIAS-WORKER|1|unix|/s|0", "pid '0' is not a process id")]
+    [InlineData("CONNECTIAS-WORKER|2|e|unix|/s", "not a handshake")]
+    [InlineData("CONNECTIAS-WORKER|one|e|unix|/s|12", "version 'one' is not a number")]
+    [InlineData("CONNECTIAS-WORKER|2|e|unix|/s|-12", "pid '-12' is not a process id")]
+    [InlineData("CONNECTIAS-WORKER|2|e|unix|/s|0", "pid '0' is not a process id")]
     public void A_malformed_handshake_says_what_is_wrong(string? line, string expected)
     {
         Assert.Null(WorkerHandshake.TryParse(line, out var problem));
@@ -32,14 +32,15 @@ public class WorkerProtocolTests
     [Fact]
     public void An_endless_line_is_not_a_handshake()
     {
-        Assert.Null(WorkerHandshake.TryParse("CONNECTIAS-WORKER|1|unix|/" + new string('a', 5000) + "|1", out var problem));
+        Assert.Null(WorkerHandshake.TryParse("CONNECTIAS-WORKER|2|e|unix|/" + new string('a', 5000) + "|1", out var problem));
         Assert.Contains("characters", problem);
     }
 
     [Theory]
-    [InlineData("CONNECTIAS-WORKER|2|unix|/s|1", "protocol version 2")]
-    [InlineData("CONNECTIAS-WORKER|1|tcp|/s|1", "network 'tcp'")]
-    [InlineData("CONNECTIAS-WORKER|1|unix|/other|1", "socket '/other', expected /s")]
+    [InlineData("CONNECTIAS-WORKER|1|unix|/s|1", "protocol version 1, expected 2")]
+    [InlineData("CONNECTIAS-WORKER|3|e|unix|/s|1", "protocol version 3")]
+    [InlineData("CONNECTIAS-WORKER|2|e|tcp|/s|1", "network 'tcp'")]
+    [InlineData("CONNECTIAS-WORKER|2|e|unix|/other|1", "socket '/other', expected /s")]
     public void A_handshake_for_another_protocol_or_socket_does_not_match(string line, string expected) =>
         Assert.Contains(expected, WorkerHandshake.TryParse(line, out _)!.Mismatch("/s"));
 

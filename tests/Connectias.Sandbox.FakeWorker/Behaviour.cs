@@ -24,6 +24,12 @@ public static class Behaviour
     /// <summary>Hands shake and serves; Load succeeds, Execute never returns.</summary>
     public const string HangMidCall = "hang-mid-call";
 
+    /// <summary>Hands shake and serves; Load succeeds, then it sends a reply to a request the daemon never made.</summary>
+    public const string UnsolicitedReply = "unsolicited-reply";
+
+    /// <summary>Hands shake and serves; Load succeeds, and it answers Execute with a frame that announces 2 GiB.</summary>
+    public const string HugeFrame = "huge-frame";
+
     /// <summary>The exit status of a worker that dies in a call (EX_SOFTWARE).</summary>
     public const int CrashStatus = 70;
 
@@ -32,6 +38,6 @@ public static class Behaviour
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
-        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall,
+        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame,
     };
 }

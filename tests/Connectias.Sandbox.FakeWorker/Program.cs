@@ -1,7 +1,8 @@
 using System.Globalization;
 using Connectias.Sandbox.FakeWorker;
 using Connectias.Sandbox.WorkerProtocol;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
+using System.Net.Sockets;
+using Connectias.Sandbox.Worker.V1;
 
 // Started like the real worker, plus --behaviour: `fake-worker --behaviour NAME --socket PATH [--parent-pid PID]`.
 // stdout carries exactly what the behaviour prints; everything else, the framework's too, goes to stderr.
@@ -48,16 +49,13 @@ switch (behaviour)
 }
 
 if (File.Exists(socketPath)) File.Delete(socketPath);
-var builder = WebApplication.CreateSlimBuilder();
-builder.Logging.ClearProviders();
-builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenUnixSocket(socketPath, listen => listen.Protocols = HttpProtocols.Http2));
-builder.Services.AddGrpc();
-builder.Services.AddSingleton(new FakeWorkerOptions(behaviour, stdout));
-var app = builder.Build();
-app.MapGrpcService<FakeWorkerService>();
-await app.StartAsync();
-stdout.WriteLine(WorkerHandshake.Format(socketPath, Environment.ProcessId));
-await app.WaitForShutdownAsync();
+using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+listener.Listen(1);
+stdout.WriteLine(WorkerHandshake.Format(socketPath, Environment.ProcessId, "fake-engine"));
+using var connection = new NetworkStream(listener.Accept(), ownsSocket: true);
+File.Delete(socketPath);
+while (WorkerFrames.Read(connection, WorkerRequest.Parser) is { } request) FakeWorkerSession.Answer(request, behaviour, connection, stdout);
 return 0;
 
 static int Usage(string problem)

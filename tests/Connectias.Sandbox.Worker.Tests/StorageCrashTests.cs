@@ -34,7 +34,7 @@ public class StorageCrashTests
                         worker.Client.Execute(new ExecuteRequest { Command = "store", Args = ByteString.CopyFromUtf8("key=" + value) });
                         Interlocked.Increment(ref written);
                     }
-                    catch (Exception e) when (e is Grpc.Core.RpcException or ObjectDisposedException)
+                    catch (Exception e) when (e is WorkerProtocol.WorkerConnectionException or ObjectDisposedException)
                     {
                         return; // the worker (or our channel to it) is gone
                     }

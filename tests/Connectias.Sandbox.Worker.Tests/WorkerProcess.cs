@@ -1,8 +1,6 @@
 using System.Diagnostics;
-using Connectias.Sandbox.Contracts;
 using Connectias.Sandbox.Worker.V1;
 using Connectias.Sandbox.WorkerProtocol;
-using Grpc.Net.Client;
 
 namespace Connectias.Sandbox.Worker.Tests;
 
@@ -37,7 +35,7 @@ internal sealed class WorkerProcess : IDisposable
     private static readonly string WorkerDll = Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker.dll");
     private readonly Process _process;
     private readonly List<string> _stderr = [];
-    private readonly GrpcChannel _channel;
+    private readonly WorkerConnection _connection;
     private readonly string _directory;
 
     private WorkerProcess(Process process, string directory, string handshake)
@@ -45,11 +43,12 @@ internal sealed class WorkerProcess : IDisposable
         _process = process;
         _directory = directory;
         Handshake = handshake;
-        var fields = handshake.Split('|');
-        SocketPath = fields[3];
-        ReportedPid = int.Parse(fields[4]);
-        _channel = UnixSocketChannel.Create(SocketPath);
-        Client = new PluginWorker.PluginWorkerClient(_channel);
+        var parsed = WorkerHandshake.TryParse(handshake, out var problem) ?? throw new InvalidOperationException(problem);
+        SocketPath = parsed.Address;
+        ReportedPid = parsed.Pid;
+        SocketExistedBeforeConnecting = File.Exists(SocketPath);
+        _connection = WorkerConnection.ConnectAsync(SocketPath, CancellationToken.None).GetAwaiter().GetResult();
+        Client = new BlockingWorkerClient(_connection);
     }
 
     public string Handshake { get; }
@@ -59,8 +58,11 @@ internal sealed class WorkerProcess : IDisposable
     public string SocketPath { get; }
     public int ReportedPid { get; }
     public int Pid => _process.Id;
-    public PluginWorker.PluginWorkerClient Client { get; }
+    public bool SocketExistedBeforeConnecting { get; }
+    public BlockingWorkerClient Client { get; }
+    public WorkerConnection Connection => _connection;
     public bool HasExited => _process.HasExited;
+    public int? ExitCode => _process.WaitForExit(2000) ? _process.ExitCode : null;
     public string StandardOutputRest { get; private set; } = "";
 
     public IReadOnlyList<string> StderrLines
@@ -86,7 +88,7 @@ internal sealed class WorkerProcess : IDisposable
     public static WorkerProcess Start()
     {
         var directory = Directory.CreateTempSubdirectory("connectias-worker-").FullName;
-        var process = Process.Start(StartInfo(Path.Combine(directory, "worker.sock")))!;
+        var process = Spawner.Start(StartInfo(Path.Combine(directory, "worker.sock")));
         var stderr = new List<string>();
         var handshakeTask = process.StandardOutput.ReadLineAsync();
         if (!handshakeTask.Wait(TimeSpan.FromSeconds(30)) || handshakeTask.Result is null)
@@ -115,10 +117,56 @@ internal sealed class WorkerProcess : IDisposable
 
     public void Dispose()
     {
-        _channel.Dispose();
+        _connection.Dispose();
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
         _process.WaitForExit();
         _process.Dispose();
         Directory.Delete(_directory, recursive: true);
+    }
+}
+
+/// <summary>The daemon's connection to a worker, one request at a time, for tests that read best that way.</summary>
+internal sealed class BlockingWorkerClient(WorkerConnection connection)
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    public LoadResponse Load(LoadRequest request) => connection.LoadAsync(request, Patience).GetAwaiter().GetResult();
+
+    public ExecuteResponse Execute(ExecuteRequest request) => connection.ExecuteAsync(request, Patience).GetAwaiter().GetResult();
+
+    public CleanupResponse Cleanup(CleanupRequest request) => connection.CleanupAsync(request, Patience).GetAwaiter().GetResult();
+
+    public GetStatusResponse GetStatus(GetStatusRequest request) => connection.GetStatusAsync(Patience).GetAwaiter().GetResult();
+}
+
+/// <summary>
+/// Starts processes from one thread that lives as long as the test run: the worker's parent-death signal fires when
+/// the *thread* that spawned it exits, and the thread an async test started on may end while the worker should live.
+/// </summary>
+internal static class Spawner
+{
+    private static readonly System.Collections.Concurrent.BlockingCollection<(ProcessStartInfo Start, TaskCompletionSource<Process> Started)> Queue = new();
+
+    static Spawner() => new Thread(() =>
+    {
+        foreach (var (start, started) in Queue.GetConsumingEnumerable())
+        {
+            try
+            {
+                started.SetResult(Process.Start(start)!);
+            }
+            catch (Exception e)
+            {
+                started.SetException(e);
+            }
+        }
+    })
+    { IsBackground = true, Name = "test-worker-spawner" }.Start();
+
+    public static Process Start(ProcessStartInfo start)
+    {
+        var started = new TaskCompletionSource<Process>();
+        Queue.Add((start, started));
+        return started.Task.GetAwaiter().GetResult();
     }
 }

@@ -10,12 +10,14 @@ namespace Connectias.Sandbox.Worker.Tests;
 public class WorkerTests
 {
     [Fact]
-    public void The_handshake_is_one_line_naming_the_socket_and_the_real_pid()
+    public void The_handshake_is_one_line_naming_the_engine_the_socket_and_the_real_pid_and_the_socket_goes_once_connected()
     {
         using var worker = WorkerProcess.Start();
-        Assert.Matches(@"^CONNECTIAS-WORKER\|1\|unix\|/.+/worker\.sock\|\d+$", worker.Handshake);
+        Assert.Matches(@"^CONNECTIAS-WORKER\|2\|wasmtime-[0-9.]+\+fuel,epoch,opt=speed\|unix\|/.+/worker\.sock\|\d+$", worker.Handshake);
         Assert.Equal(worker.Pid, worker.ReportedPid);
-        Assert.True(File.Exists(worker.SocketPath));
+        Assert.True(worker.SocketExistedBeforeConnecting);
+        Assert.Equal(0UL, worker.Client.GetStatus(new GetStatusRequest()).Calls); // served on the one connection
+        Assert.False(File.Exists(worker.SocketPath)); // nobody else can connect
     }
 
     [Fact]
@@ -137,7 +139,7 @@ public class WorkerTests
         request.Limits.TimeoutMs = 30_000;
         worker.Client.Load(request);
         var clock = Stopwatch.StartNew();
-        var response = worker.Client.Execute(new ExecuteRequest { Command = "run", DeadlineMs = 200 });
+        var response = worker.Client.Execute(new ExecuteRequest { Command = "run", DeadlineUnixMs = (ulong)DateTimeOffset.UtcNow.AddMilliseconds(200).ToUnixTimeMilliseconds() });
         Assert.Equal("TIMEOUT", response.Fault.Reason);
         Assert.True(response.Fault.Fatal);
         Assert.InRange(clock.ElapsedMilliseconds, 150, 5000);
@@ -145,7 +147,7 @@ public class WorkerTests
 
     [Theory]
     [InlineData(true)]
-    [InlineData(false)] // the watchdog alone, as when the death signal is lost
+    [InlineData(false)] // the pidfd watch alone, as when the death signal is lost
     public void The_worker_dies_within_a_second_of_its_parent_being_SIGKILLed(bool deathSignal)
     {
         var directory = Directory.CreateTempSubdirectory("connectias-orphan-").FullName;
@@ -159,7 +161,7 @@ public class WorkerTests
         if (!deathSignal) shell.Environment[WorkerHandshake.NoDeathSignalVariable] = "1";
         using var parent = Process.Start(shell)!;
         var handshake = parent.StandardOutput.ReadLine()!;
-        var workerPid = int.Parse(handshake.Split('|')[4]);
+        var workerPid = WorkerHandshake.TryParse(handshake, out _)!.Pid;
         Assert.True(Directory.Exists($"/proc/{workerPid}"));
 
         parent.Kill(); // SIGKILL to the shell only, not its children

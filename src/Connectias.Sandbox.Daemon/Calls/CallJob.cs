@@ -16,6 +16,12 @@ internal sealed class CallJob(string command, byte[] args, DateTime? deadline, C
     /// <summary>The call's Execute span when it is traced: the parent of its queue and worker spans.</summary>
     public Activity? Span { get; } = span;
 
+    /// <summary>The call's worker span once it is forwarded, when traced: the parent of the plugin's network requests.</summary>
+    public Activity? WorkerSpan { get; set; }
+
+    /// <summary>1 once the queue stopped counting the call against its limit.</summary>
+    public int Settled;
+
     /// <summary>When the call joined the queue; its queue span starts here.</summary>
     public DateTimeOffset QueuedAt { get; } = DateTimeOffset.UtcNow;
 }

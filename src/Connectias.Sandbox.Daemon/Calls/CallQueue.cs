@@ -4,27 +4,48 @@ using Connectias.Sandbox.Daemon.Hosting;
 namespace Connectias.Sandbox.Daemon.Calls;
 
 /// <summary>
-/// One worker's calls in arrival order (SPEC §2): a bounded FIFO (more waiting than the limit is QUEUE_FULL)
-/// and one loop that hands them to the worker one at a time. A call cancelled while it waits never reaches
-/// the plugin.
+/// One worker's calls in arrival order (SPEC §2): a FIFO of at most <c>limit</c> calls beyond the one running (more
+/// is QUEUE_FULL; calls forwarded to the worker but not yet answered count too), and one loop that forwards them
+/// in order. A call cancelled while it waits here never reaches the worker.
 /// </summary>
 internal sealed class CallQueue(int limit)
 {
-    private readonly Channel<CallJob> _channel = Channel.CreateBounded<CallJob>(
-        new BoundedChannelOptions(limit) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    private readonly Channel<CallJob> _channel = Channel.CreateUnbounded<CallJob>(new UnboundedChannelOptions { SingleReader = true });
+    private int _outstanding;
 
     public int Limit { get; } = limit;
 
-    /// <summary>Calls waiting now, the running one not included (a bounded channel keeps the count).</summary>
-    public int Waiting => _channel.Reader.Count;
+    /// <summary>Calls waiting now, here or in the worker, the running one not included.</summary>
+    public int Waiting
+    {
+        get
+        {
+            var queuedHere = _channel.Reader.Count;
+            var forwarded = Volatile.Read(ref _outstanding) - queuedHere; // in the worker's pipeline, the running one among them
+            return queuedHere + Math.Max(0, forwarded - 1);
+        }
+    }
 
-    /// <summary>The loop's task once <see cref="Start"/> ran; it ends when the queue is completed or the worker stops.</summary>
+    /// <summary>The loop's task once <see cref="Start"/> ran; it ends when the queue is completed (and what it forwarded answered) or the worker stops.</summary>
     public Task Loop { get; private set; } = Task.CompletedTask;
 
-    public bool TryEnqueue(CallJob job) => _channel.Writer.TryWrite(job);
+    public bool TryEnqueue(CallJob job)
+    {
+        if (Interlocked.Increment(ref _outstanding) > Limit + 1 || !_channel.Writer.TryWrite(job))
+        {
+            Interlocked.Decrement(ref _outstanding);
+            return false;
+        }
 
-    /// <summary>Starts the loop as tracked background work, running each call with <paramref name="runOne"/> until <paramref name="stop"/>.</summary>
-    public void Start(string name, Func<CallJob, Task> runOne, CancellationToken stop, BackgroundTasks tasks) => Loop = tasks.Start(name, async () =>
+        job.Result.Task.ContinueWith(_ => Settle(job), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return true;
+    }
+
+    /// <summary>
+    /// Starts the loop as tracked background work: each call goes to <paramref name="forward"/>, which returns once
+    /// it is sent; when the queue is completed the loop waits for <paramref name="drain"/>, until <paramref name="stop"/>.
+    /// </summary>
+    public void Start(string name, Func<CallJob, Task> forward, Func<Task> drain, CancellationToken stop, BackgroundTasks tasks) => Loop = tasks.Start(name, async () =>
     {
         try
         {
@@ -38,7 +59,7 @@ internal sealed class CallQueue(int limit)
 
                 try
                 {
-                    await runOne(job);
+                    await forward(job);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -46,6 +67,8 @@ internal sealed class CallQueue(int limit)
                     job.Result.TrySetException(e as SandboxException ?? new SandboxException(ErrorReason.PluginCrashed, $"the call failed in the daemon: {e.Message}", null, e));
                 }
             }
+
+            await drain();
         }
         catch (OperationCanceledException)
         {
@@ -59,6 +82,20 @@ internal sealed class CallQueue(int limit)
     /// <summary>Fails every call still waiting with <paramref name="error"/>.</summary>
     public void FailPending(SandboxException error)
     {
-        while (_channel.Reader.TryRead(out var queued)) queued.Result.TrySetException(error);
+        while (_channel.Reader.TryRead(out var queued))
+        {
+            queued.Result.TrySetException(error);
+            Settle(queued); // now, not when the result's continuation gets its turn
+        }
+    }
+
+    /// <summary>What a call that never ran is told when its worker was ended (<paramref name="cause"/> says why, unless it was an unload).</summary>
+    public static SandboxException StoppedBeforeRunning(SandboxException? cause) => new(ErrorReason.PluginCrashed,
+        $"the plugin was stopped before this call ran{(cause is not null ? $" ({cause.Reason.WireName()})" : "")}", cause?.Metadata);
+
+    /// <summary>A call is answered: it no longer counts against the limit (once, whoever notices first).</summary>
+    private void Settle(CallJob job)
+    {
+        if (Interlocked.Exchange(ref job.Settled, 1) == 0) Interlocked.Decrement(ref _outstanding);
     }
 }

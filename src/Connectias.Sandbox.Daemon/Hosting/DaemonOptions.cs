@@ -73,6 +73,12 @@ public sealed class DaemonOptions
     /// <summary>Calls waiting for one plugin beyond the one running; more is QUEUE_FULL.</summary>
     public int QueueLimit { get; set; } = 64;
 
+    /// <summary>
+    /// Calls forwarded to one worker before the first of them is answered (they still run one at a time, in order);
+    /// 1 waits for each reply before sending the next.
+    /// </summary>
+    public int WorkerPipelineDepth { get; set; } = 8;
+
     /// <summary>Plugins loaded at once; more is RESOURCE_EXHAUSTED.</summary>
     public int MaxPlugins { get; set; } = 64;
 

@@ -5,6 +5,7 @@ using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Network;
 using Connectias.Sandbox.Daemon.Workers;
+using Connectias.Sandbox.WorkerProtocol;
 using Connectias.Sandbox.V1;
 using WorkerV1 = Connectias.Sandbox.Worker.V1;
 
@@ -164,16 +165,16 @@ internal sealed class PluginUnloader(
         await Task.WhenAny(worker.Calls.Loop, Task.Delay(options.UnloadTimeout)); // let the call in flight finish
         try
         {
-            var cleanup = await worker.Client.CleanupAsync(new WorkerV1.CleanupRequest { TimeoutMs = (ulong)options.UnloadTimeoutMs },
-                deadline: DateTime.UtcNow + options.UnloadTimeout + options.CallGrace);
+            var cleanup = await worker.Connection.CleanupAsync(new WorkerV1.CleanupRequest { TimeoutMs = (ulong)options.UnloadTimeoutMs },
+                options.UnloadTimeout + options.CallGrace);
             report.PluginCleanupCalled = cleanup.Called;
             report.PluginCleanupCode = cleanup.Code;
             if (cleanup.Fault is { } fault) report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"plugin_cleanup failed: {fault.Reason}: {fault.Message}"));
             else if (cleanup.Called && cleanup.Code != 0) report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"plugin_cleanup returned {cleanup.Code}"));
         }
-        catch (Grpc.Core.RpcException e)
+        catch (Exception e) when (e is WorkerConnectionException or TimeoutException)
         {
-            report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"plugin_cleanup could not run: {e.Status.Detail}"));
+            report.Issues.Add(Issue(CleanupIssueKind.ResourceLeak, $"plugin_cleanup could not run: {e.Message}"));
         }
 
         var tree = await stopper.StopAsync(worker, graceful: true);

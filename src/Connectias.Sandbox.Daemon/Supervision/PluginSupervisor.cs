@@ -68,18 +68,27 @@ internal sealed class PluginSupervisor(
 
         output.Follow(plugin.Id, worker, () => TerminateAsync(plugin, worker, new SandboxException(ErrorReason.SecurityViolation,
             $"the worker of plugin {plugin.Id} broke the worker protocol (unexpected output on stdout)", ErrorMetadata.For(plugin.Id)), crashed: false));
+        // A worker that breaks the protocol on its connection is not trusted with another call; one that merely goes away is seen by its exit.
+        _ = worker.Connection.Closed.ContinueWith(closed =>
+        {
+            if (closed.Result.ProtocolViolation)
+            {
+                tasks.Run($"protocol violation of {plugin.Id}'s worker", () => TerminateAsync(plugin, worker, new SandboxException(ErrorReason.SecurityViolation,
+                    $"the worker of plugin {plugin.Id} broke the worker protocol: {closed.Result.Message}", ErrorMetadata.For(plugin.Id)), crashed: false));
+            }
+        }, TaskScheduler.Default);
         try
         {
             var load = LoadRequest(plugin, storageDirectory);
             if (plugin.Manifest.Permissions.Contains(Permission.Network))
             {
                 plugin.Broker ??= new NetworkBroker(plugin.Id, plugin.Manifest.AllowedHosts, plugin.Grant, plugin.Limits, metrics, refusal => refusals.Report(plugin.Id, refusal));
-                worker.BrokerStream = await BrokerStream.OpenAsync(worker.Client, plugin.Broker, tasks, plugin.Id, worker.Lifetime.Token, worker.NetworkLifetime.Token);
+                BrokerStream.Attach(worker.Connection, plugin.Broker, tasks, plugin.Id, worker.NetworkLifetime.Token);
                 load.NetworkBroker = true;
             }
 
-            var deadline = DateTime.UtcNow.AddMilliseconds(plugin.Limits.TimeoutMs) + options.CallGrace + options.WorkerLoadGrace;
-            var response = await worker.Client.LoadAsync(load, deadline: deadline, cancellationToken: cancellation);
+            var timeout = TimeSpan.FromMilliseconds(plugin.Limits.TimeoutMs) + options.CallGrace + options.WorkerLoadGrace;
+            var response = await worker.Connection.LoadAsync(load, timeout, cancellation);
             if (response.Fault is { } fault) throw WorkerFaults.ToError(fault, plugin.Id);
             plugin.RecordMemory((long)response.MemoryBytes);
         }
@@ -111,7 +120,13 @@ internal sealed class PluginSupervisor(
             throw cause ?? new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.Id} was unloaded while it was loading", ErrorMetadata.For(plugin.Id));
         }
 
-        worker.Calls.Start($"calls of {plugin.Id}", job => RunCallAsync(plugin, worker, job), worker.Lifetime.Token, tasks);
+        var pipeline = worker.Pipeline = new CallPipeline(worker.Connection, plugin.Id, plugin.Limits, options.CallGrace, options.WorkerPipelineDepth, () => worker.EndedBy)
+        {
+            // The parent of the requests the plugin makes is the call whose turn it is.
+            TurnBegins = job => plugin.Broker?.CallInFlight = job.WorkerSpan,
+        };
+        worker.Calls.Start($"calls of {plugin.Id}", job => ForwardCallAsync(plugin, worker, pipeline, job), () => pipeline.DrainAsync(options.UnloadTimeout),
+            worker.Lifetime.Token, tasks);
         worker.Process.EnableRaisingEvents = true;
         worker.Process.Exited += (_, _) => tasks.Run($"exit of {plugin.Id}'s worker", () => OnWorkerExitedAsync(plugin, worker));
         if (worker.Process.HasExited) tasks.Run($"exit of {plugin.Id}'s worker", () => OnWorkerExitedAsync(plugin, worker));
@@ -193,15 +208,42 @@ internal sealed class PluginSupervisor(
     }
 
     /// <summary>
-    /// Runs one queued call over the call path and acts on its outcome: usage, audit, termination. The call's count,
-    /// duration and Execute span are PluginCalls'; here are the worker's span and the fuel it reports.
+    /// Forwards one queued call into the worker's pipeline (returning once it is sent) and, when its outcome comes,
+    /// acts on it: usage, audit, termination. The call's count, duration and Execute span are PluginCalls'; here are
+    /// the worker's span and the fuel it reports.
     /// </summary>
-    private async Task RunCallAsync(ManagedPlugin plugin, WorkerHandle worker, CallJob job)
+    private async Task ForwardCallAsync(ManagedPlugin plugin, WorkerHandle worker, CallPipeline pipeline, CallJob job)
     {
-        using var span = DaemonTracing.StartWorker(job.Span, job.QueuedAt);
-        plugin.Broker?.CallInFlight = span; // the parent of the requests the plugin makes during this call
-        var outcome = await WorkerCallPath.RunAsync(worker.Client, plugin.Id, plugin.Limits, job, options.CallGrace, () => worker.EndedBy,
-            onSent: () => Interlocked.Increment(ref plugin.Calls));
+        job.WorkerSpan = DaemonTracing.StartWorker(job.Span, job.QueuedAt);
+        Task<CallOutcome> outcome;
+        try
+        {
+            outcome = await pipeline.SendAsync(job, worker.Lifetime.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            job.WorkerSpan?.Dispose();
+            // The worker is being stopped: this call never reached it.
+            job.Result.TrySetException(worker.EndedBy ?? new SandboxException(ErrorReason.PluginCrashed, $"plugin {plugin.Id} was stopped before this call ran", ErrorMetadata.For(plugin.Id)));
+            return;
+        }
+
+        tasks.Run($"a call of {plugin.Id}", async () =>
+        {
+            using var span = job.WorkerSpan;
+            await HandleOutcomeAsync(plugin, worker, job, await outcome);
+        });
+    }
+
+    private async Task HandleOutcomeAsync(ManagedPlugin plugin, WorkerHandle worker, CallJob job, CallOutcome outcome)
+    {
+        if (outcome.Cancelled)
+        {
+            job.Result.TrySetCanceled(job.Cancellation);
+            return;
+        }
+
+        if (outcome.Ran) Interlocked.Increment(ref plugin.Calls);
         if (outcome.MemoryBytes is { } memory) plugin.RecordMemory(memory);
         Interlocked.Add(ref plugin.FuelConsumedTotal, outcome.FuelConsumed);
         metrics.FuelConsumed(plugin.Id, outcome.FuelConsumed);

@@ -1,8 +1,6 @@
 using System.Diagnostics;
-using Connectias.Sandbox.Contracts;
 using Connectias.Sandbox.Daemon.Calls;
-using Connectias.Sandbox.Worker.V1;
-using Grpc.Net.Client;
+using Connectias.Sandbox.WorkerProtocol;
 
 namespace Connectias.Sandbox.Daemon.Workers;
 
@@ -24,23 +22,23 @@ internal enum WorkerState
 
 /// <summary>
 /// One worker process serving one plugin, from its handshake to its end: the process, its private socket
-/// and run directory, the gRPC client, its call queue and its state. A restart is a new handle.
+/// and run directory, the connection to it, its call queue and its state. A restart is a new handle.
 /// </summary>
 internal sealed class WorkerHandle : IDisposable
 {
     private readonly Lock _sync = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public WorkerHandle(int number, Process process, int workerPid, string socketPath, string runDirectory, int queueLimit)
+    public WorkerHandle(int number, Process process, int workerPid, string engine, string socketPath, string runDirectory, WorkerConnection connection, int queueLimit)
     {
         Number = number;
         Process = process;
         Pid = process.Id;
         WorkerPid = workerPid;
+        Engine = engine;
         SocketPath = socketPath;
         RunDirectory = runDirectory;
-        Channel = UnixSocketChannel.Create(socketPath);
-        Client = new PluginWorker.PluginWorkerClient(Channel);
+        Connection = connection;
         Calls = new CallQueue(queueLimit);
     }
 
@@ -53,20 +51,25 @@ internal sealed class WorkerHandle : IDisposable
 
     /// <summary>The worker process's own pid as the host sees it (inside bubblewrap, a grandchild of <see cref="Pid"/>): what users are shown.</summary>
     public int WorkerPid { get; }
+    /// <summary>The worker's Wasmtime version and engine settings, from its handshake: compiled code is keyed by it.</summary>
+    public string Engine { get; }
+
+    /// <summary>Where the worker listened until the daemon connected (it removes the socket then).</summary>
     public string SocketPath { get; }
     public string RunDirectory { get; }
-    public GrpcChannel Channel { get; }
-    public PluginWorker.PluginWorkerClient Client { get; }
+
+    /// <summary>The one connection to the worker: Load, calls, cleanup and the network broker's traffic.</summary>
+    public WorkerConnection Connection { get; }
     public CallQueue Calls { get; }
 
-    /// <summary>Cancelled once the worker is being stopped: its streams and call loop end.</summary>
+    /// <summary>The call path, set once the worker serves.</summary>
+    public CallPipeline? Pipeline { get; set; }
+
+    /// <summary>Cancelled once the worker is being stopped: its call loop ends.</summary>
     public CancellationTokenSource Lifetime { get; } = new();
 
     /// <summary>Cancelled as soon as the daemon decides to end this worker: its network requests end with it.</summary>
     public CancellationTokenSource NetworkLifetime { get; } = new();
-
-    /// <summary>The Broker stream to the worker, open when the plugin may use the network.</summary>
-    public IDisposable? BrokerStream { get; set; }
 
     public WorkerState State
     {
@@ -124,8 +127,8 @@ internal sealed class WorkerHandle : IDisposable
 
     public void Dispose()
     {
-        BrokerStream?.Dispose();
-        Channel.Dispose();
+        Pipeline?.Dispose();
+        Connection.Dispose();
         Process.Dispose();
         Lifetime.Dispose();
         NetworkLifetime.Dispose();

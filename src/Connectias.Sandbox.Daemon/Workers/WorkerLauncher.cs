@@ -73,7 +73,17 @@ internal sealed class WorkerLauncher : IDisposable
 
             // The handshake names the worker's pid in its own PID namespace; inside bubblewrap that is not the host's.
             var workerPid = UseBubblewrap ? ProcessTree.HostPidOf(process.Id, handshake.Pid) ?? process.Id : process.Id;
-            return new WorkerHandle(number, process, workerPid, socket, runDirectory, _options.QueueLimit);
+            WorkerConnection connection;
+            try
+            {
+                connection = await WorkerConnection.ConnectAsync(socket, deadline.Token);
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                throw new SandboxException(ErrorReason.InitFailed, $"the worker announced {socket} but the daemon cannot connect to it: {e.Message}");
+            }
+
+            return new WorkerHandle(number, process, workerPid, handshake.Engine, socket, runDirectory, connection, _options.QueueLimit);
         }
         catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
         {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Connectias.Sandbox.Daemon.Calls;
 using Connectias.Sandbox.Daemon.Hosting;
 
 namespace Connectias.Sandbox.Daemon.Workers;
@@ -19,7 +20,6 @@ internal sealed class WorkerStopper(DaemonOptions options, ILogger<WorkerStopper
     {
         worker.Calls.Complete();
         await worker.Lifetime.CancelAsync();
-        worker.BrokerStream?.Dispose();
         var process = worker.Process;
         var tree = ProcessTree.WithDescendants(worker.Pid);
         if (graceful && !process.HasExited)
@@ -46,9 +46,7 @@ internal sealed class WorkerStopper(DaemonOptions options, ILogger<WorkerStopper
         // Processes in bubblewrap's PID namespace die with it, a moment after the outer process.
         await WaitForExitAsync(tree, options.WorkerStopGrace);
 
-        var cause = worker.EndedBy;
-        worker.Calls.FailPending(new SandboxException(ErrorReason.PluginCrashed,
-            $"the plugin was stopped before this call ran{(cause is not null ? $" ({cause.Reason.WireName()})" : "")}", cause?.Metadata));
+        worker.Calls.FailPending(CallQueue.StoppedBeforeRunning(worker.EndedBy));
         if (!StateDirectory.TryDelete(worker.RunDirectory, out var problem))
             logger.LogWarning("could not remove {Path}: {Problem}", worker.RunDirectory, problem);
         worker.MarkStopped();

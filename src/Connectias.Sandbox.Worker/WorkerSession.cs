@@ -1,0 +1,241 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using Connectias.Sandbox.Runtime;
+using Connectias.Sandbox.Worker.V1;
+using Connectias.Sandbox.WorkerProtocol;
+using Google.Protobuf;
+
+namespace Connectias.Sandbox.Worker;
+
+/// <summary>
+/// The worker's side of its one connection (worker.proto). A reading thread takes frames as they come: Load,
+/// Compile, Execute and Cleanup join the turns, which one thread runs in arrival order (a Wasmtime store is
+/// single-threaded and SPEC §2 promises plugins arrival order); GetStatus, Cancel and BrokerReply are handled at
+/// once. Both threads block in the kernel while nothing happens. Failures come back as a Fault in the reply,
+/// fatal when the supervisor must terminate the plugin.
+/// </summary>
+internal sealed class WorkerSession(Socket connection, WorkerState state)
+{
+    private readonly NetworkStream _stream = new(connection, ownsSocket: true);
+    private readonly Lock _writeLock = new();
+    private readonly BlockingCollection<WorkerRequest> _turns = new();
+    private readonly ConcurrentDictionary<ulong, bool> _cancelled = new();
+    private FrameNetworkBroker? _broker;
+    private CompiledModule? _compiled;
+
+    /// <summary>Serves the connection until the supervisor closes it.</summary>
+    public void Run()
+    {
+        _broker = new FrameNetworkBroker(Send);
+        new Thread(RunTurns) { IsBackground = true, Name = "plugin-turns" }.Start();
+        try
+        {
+            using var reads = new BufferedStream(_stream, 64 * 1024);
+            while (WorkerFrames.Read(reads, WorkerRequest.Parser) is { } request) Take(request);
+            state.Log.Worker("info", "the supervisor closed the connection; exiting");
+        }
+        catch (WorkerProtocolException e)
+        {
+            state.Log.Worker("error", $"the supervisor broke the worker protocol ({e.Message}); exiting");
+        }
+        catch (IOException e)
+        {
+            state.Log.Worker("warning", $"the connection to the supervisor failed ({e.Message}); exiting");
+        }
+
+        _broker.Close();
+        _turns.CompleteAdding();
+    }
+
+    private void Take(WorkerRequest request)
+    {
+        switch (request.BodyCase)
+        {
+            case WorkerRequest.BodyOneofCase.Load or WorkerRequest.BodyOneofCase.Compile or WorkerRequest.BodyOneofCase.Execute or WorkerRequest.BodyOneofCase.Cleanup:
+                _turns.Add(request);
+                break;
+            case WorkerRequest.BodyOneofCase.Cancel:
+                _cancelled[request.Cancel.TargetId] = true;
+                break;
+            case WorkerRequest.BodyOneofCase.Status:
+                // From figures kept after each turn, so it never waits behind a running call.
+                Send(new WorkerReply { Id = request.Id, Status = state.Status });
+                break;
+            case WorkerRequest.BodyOneofCase.BrokerReply:
+                _broker!.Answer(request.Id, request.BrokerReply);
+                break;
+            default:
+                throw new WorkerProtocolException($"a request of no known kind (id {request.Id})");
+        }
+    }
+
+    private void RunTurns()
+    {
+        foreach (var request in _turns.GetConsumingEnumerable())
+        {
+            var reply = request.BodyCase switch
+            {
+                WorkerRequest.BodyOneofCase.Load => new WorkerReply { Load = Load(request.Load) },
+                WorkerRequest.BodyOneofCase.Compile => new WorkerReply { Compile = Compile(request.Compile) },
+                WorkerRequest.BodyOneofCase.Execute => new WorkerReply { Execute = Execute(request.Id, request.Execute) },
+                _ => new WorkerReply { Cleanup = Cleanup(request.Cleanup) },
+            };
+            state.Refresh();
+            reply.Id = request.Id;
+            Send(reply);
+        }
+    }
+
+    private void Send(WorkerReply reply)
+    {
+        var frame = WorkerFrames.Encode(reply);
+        lock (_writeLock)
+        {
+            try
+            {
+                _stream.Write(frame);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                // The supervisor is gone; the reading thread sees the end and the process exits.
+            }
+        }
+    }
+
+    private CompileResponse Compile(CompileRequest request)
+    {
+        try
+        {
+            _compiled?.Dispose();
+            _compiled = null;
+            _compiled = state.Engine.Compile(state.Log.PluginId.Length > 0 ? state.Log.PluginId : "module", request.Module.Span);
+            return new CompileResponse { Compiled = UnsafeByteOperations.UnsafeWrap(_compiled.Serialize()) };
+        }
+        catch (SandboxException e)
+        {
+            return new CompileResponse { Fault = WorkerFaults.ToFault(e) };
+        }
+    }
+
+    private LoadResponse Load(LoadRequest request)
+    {
+        try
+        {
+            if (state.Plugin is not null) throw new SandboxException(ErrorReason.AlreadyLoaded, "this worker already hosts a plugin");
+            state.Log.PluginId = request.PluginId;
+            var plugin = PluginInstance.Load(state.Engine, ToSetup(request, CompiledFor(request)));
+            state.Plugin = plugin;
+            state.Log.Worker("info", $"plugin {request.PluginId} {request.PluginVersion} loaded ({plugin.MemoryBytes} bytes of memory)");
+            return new LoadResponse { MemoryBytes = (ulong)plugin.MemoryBytes };
+        }
+        catch (SandboxException e)
+        {
+            state.Log.Worker("warning", $"load failed: {e.Reason.WireName()}: {e.Message}");
+            return new LoadResponse { Fault = WorkerFaults.ToFault(e) };
+        }
+    }
+
+    /// <summary>The module a Load uses when it is not to compile its own: the preceding Compile's, or the supervisor's cached code.</summary>
+    private CompiledModule? CompiledFor(LoadRequest request)
+    {
+        if (request.UseCompiled)
+        {
+            var compiled = _compiled ?? throw new SandboxException(ErrorReason.InitFailed, "the Load asks for the compiled module, but no Compile came before it");
+            _compiled = null; // the plugin owns it now
+            return compiled;
+        }
+
+        if (request.Precompiled.IsEmpty) return null;
+        return state.Engine.Deserialize(request.PluginId, request.Precompiled.Span)
+               ?? throw new SandboxException(ErrorReason.InitFailed, "the cached compiled module does not fit this worker's engine",
+                   ErrorMetadata.For(request.PluginId, (WorkerFaults.PrecompiledRefusedKey, "true")));
+    }
+
+    private ExecuteResponse Execute(ulong id, ExecuteRequest request)
+    {
+        if (!_cancelled.IsEmpty && ForgetCancelsUpTo(id)) return new ExecuteResponse { Skipped = true };
+        TimeSpan? deadline = null;
+        if (request.DeadlineUnixMs > 0)
+        {
+            deadline = DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Min(request.DeadlineUnixMs, long.MaxValue)) - DateTimeOffset.UtcNow;
+            if (deadline <= TimeSpan.Zero) return new ExecuteResponse { Skipped = true, DeadlinePassed = true };
+        }
+
+        try
+        {
+            var plugin = state.Plugin ?? throw new SandboxException(ErrorReason.PluginNotFound, "no plugin is loaded in this worker");
+            var result = plugin.Execute(request.Command, request.Args.Span, deadline);
+            return new ExecuteResponse
+            {
+                Output = UnsafeByteOperations.UnsafeWrap(result.Output),
+                FuelConsumed = (ulong)result.FuelConsumed,
+                DurationUs = (ulong)result.DurationMicroseconds,
+                MemoryBytes = (ulong)result.MemoryBytes,
+            };
+        }
+        catch (SandboxException e)
+        {
+            return new ExecuteResponse { Fault = WorkerFaults.ToFault(e), MemoryBytes = (ulong)(state.Plugin?.MemoryBytes ?? 0) };
+        }
+    }
+
+    /// <summary>True when the call <paramref name="id"/> was cancelled; cancels of earlier calls (which ran) are forgotten.</summary>
+    private bool ForgetCancelsUpTo(ulong id)
+    {
+        foreach (var cancelled in _cancelled.Keys.Where(k => k < id)) _cancelled.TryRemove(cancelled, out _);
+        return _cancelled.TryRemove(id, out _);
+    }
+
+    private CleanupResponse Cleanup(CleanupRequest request)
+    {
+        try
+        {
+            if (state.Plugin is not { } plugin) return new CleanupResponse();
+            var (called, code) = plugin.Cleanup(request.TimeoutMs > 0 ? TimeSpan.FromMilliseconds(request.TimeoutMs) : null);
+            state.Log.Worker("info", called ? $"plugin_cleanup returned {code}" : "plugin has no plugin_cleanup");
+            return new CleanupResponse { Called = called, Code = code };
+        }
+        catch (SandboxException e)
+        {
+            return new CleanupResponse { Called = true, Fault = WorkerFaults.ToFault(e) };
+        }
+    }
+
+    private PluginSetup ToSetup(LoadRequest request, CompiledModule? compiled) => new()
+    {
+        PluginId = request.PluginId,
+        Version = request.PluginVersion,
+        Module = request.Module.Memory,
+        Compiled = compiled,
+        Permissions = request.GrantedPermissions.Select(name => Permissions.TryParse(name, out var p)
+            ? p
+            : throw new SandboxException(ErrorReason.CorruptedData, $"unknown permission '{name}'")).ToHashSet(),
+        Limits = request.Limits.ToResourceLimits(),
+        ContextJson = request.ContextJson.IsEmpty ? null : request.ContextJson.ToByteArray(),
+        StorageDirectory = string.IsNullOrEmpty(request.StorageDir) ? null : request.StorageDir,
+        DeclaredCommands = request.CommandsDeclared ? request.DeclaredCommands.ToList() : null,
+        Log = state.Log,
+        NetworkBroker = request.NetworkBroker ? _broker : null, // null unless the supervisor answers BrokerCalls
+    };
+}
+
+/// <summary>The process-wide state of a worker: its engine, its one plugin, and the figures GetStatus reports.</summary>
+internal sealed class WorkerState(WorkerLog log)
+{
+    public WasmEngine Engine { get; } = new();
+    public WorkerLog Log { get; } = log;
+    public PluginInstance? Plugin { get; set; }
+    public GetStatusResponse Status { get; private set; } = new();
+
+    public void Refresh()
+    {
+        if (Plugin is not { } plugin) return;
+        Status = new GetStatusResponse
+        {
+            MemoryBytes = (ulong)plugin.MemoryBytes,
+            PeakMemoryBytes = (ulong)plugin.PeakMemoryBytes,
+            FuelConsumedTotal = (ulong)plugin.FuelConsumedTotal,
+            Calls = (ulong)plugin.Calls,
+        };
+    }
+}

@@ -1,0 +1,43 @@
+using System.Text;
+
+namespace Connectias.Sandbox.Daemon.Tests;
+
+/// <summary>Many callers over several plugins through the pipelined call path: every answer reaches its own caller.</summary>
+[Collection("daemon")]
+public sealed class PipelineTests(SharedDaemon shared)
+{
+    private const string HelloPermissions = ",\"permissions\":[\"storage\",\"system_info\"]";
+
+    [Fact]
+    public async Task Answers_never_cross_with_48_callers_over_6_plugins()
+    {
+        const int Plugins = 6, Callers = 48, CallsEach = 25;
+        using var client = shared.Daemon.Client();
+        var ids = Enumerable.Range(0, Plugins).Select(p => $"com.test.cross{p}").ToList();
+        foreach (var id in ids) await client.LoadAsync(shared.Daemon.Package("hello", id, HelloPermissions));
+        try
+        {
+            var crossed = 0;
+            await Task.WhenAll(Enumerable.Range(0, Callers).Select(caller => Task.Run(async () =>
+            {
+                using var own = shared.Daemon.Client(); // half the callers on their own connection, half sharing one
+                var through = caller % 2 == 0 ? own : client;
+                for (var call = 0; call < CallsEach; call++)
+                {
+                    var tag = $"{ids[caller % Plugins]} caller {caller} call {call}";
+                    var answer = await through.ExecuteAsync(ids[caller % Plugins], "echo", Encoding.UTF8.GetBytes(tag));
+                    if (answer.Output.ToStringUtf8() != tag) Interlocked.Increment(ref crossed);
+                }
+            })));
+
+            Assert.Equal(0, crossed);
+            // Every call ran once, in its plugin: each plugin counts its own calls (this one included).
+            foreach (var id in ids)
+                Assert.Equal((Callers / Plugins * CallsEach + 1).ToString(), (await client.ExecuteAsync(id, "count")).Output.ToStringUtf8());
+        }
+        finally
+        {
+            foreach (var id in ids) await client.UnloadAsync(id);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+using Connectias.Sandbox.Worker.V1;
+using Connectias.Sandbox.WorkerProtocol;
+
+namespace Connectias.Sandbox.FakeWorker;
+
+/// <summary>The worker protocol as a misbehaving worker speaks it: no plugin, only the chosen failure.</summary>
+internal static class FakeWorkerSession
+{
+    private static readonly TimeSpan StrayDelay = TimeSpan.FromSeconds(1);
+
+    public static void Answer(WorkerRequest request, string behaviour, Stream connection, TextWriter stdout)
+    {
+        switch (request.BodyCase)
+        {
+            case WorkerRequest.BodyOneofCase.Load:
+                if (behaviour == Behaviour.ExitDuringLoad) ProcessExit.Now(Behaviour.CrashStatus);
+                Send(connection, new WorkerReply { Id = request.Id, Load = new LoadResponse { MemoryBytes = 65536 } }); // one Wasm page, as the smallest plugin reports
+                if (behaviour == Behaviour.StrayStdout)
+                {
+                    // After the answer, not in it: the load is meant to succeed, and the line to arrive once the plugin is READY.
+                    Thread.Sleep(StrayDelay);
+                    stdout.WriteLine(Behaviour.StrayLine);
+                }
+
+                if (behaviour == Behaviour.UnsolicitedReply)
+                {
+                    Thread.Sleep(StrayDelay);
+                    Send(connection, new WorkerReply { Id = request.Id + 1000, Execute = new ExecuteResponse() });
+                }
+
+                break;
+            case WorkerRequest.BodyOneofCase.Compile:
+                Send(connection, new WorkerReply { Id = request.Id, Compile = new CompileResponse { Compiled = request.Compile.Module } });
+                break;
+            case WorkerRequest.BodyOneofCase.Execute:
+                if (behaviour == Behaviour.CrashMidCall) ProcessExit.Now(Behaviour.CrashStatus);
+                // Deaf to everything, like a worker stuck in native code: only a kill ends it.
+                if (behaviour == Behaviour.HangMidCall) Thread.Sleep(Timeout.Infinite);
+                if (behaviour == Behaviour.HugeFrame)
+                {
+                    connection.Write([0xff, 0xff, 0xff, 0x7f, 1, 2, 3]);
+                    connection.Flush();
+                    Thread.Sleep(Timeout.Infinite);
+                }
+
+                Send(connection, new WorkerReply { Id = request.Id, Execute = new ExecuteResponse { Output = request.Execute.Args } });
+                break;
+            case WorkerRequest.BodyOneofCase.Cleanup:
+                Send(connection, new WorkerReply { Id = request.Id, Cleanup = new CleanupResponse() });
+                break;
+            case WorkerRequest.BodyOneofCase.Status:
+                Send(connection, new WorkerReply { Id = request.Id, Status = new GetStatusResponse() });
+                break;
+        }
+    }
+
+    private static void Send(Stream connection, WorkerReply reply) => connection.Write(WorkerFrames.Encode(reply));
+}
