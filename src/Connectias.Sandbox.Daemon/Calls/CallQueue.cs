@@ -11,7 +11,8 @@ namespace Connectias.Sandbox.Daemon.Calls;
 internal sealed class CallQueue(int limit)
 {
     private readonly Channel<CallJob> _channel = Channel.CreateUnbounded<CallJob>(new UnboundedChannelOptions { SingleReader = true });
-    private int _outstanding;
+    private int _outstanding; // enqueued and not yet answered
+    private int _queuedHere;  // of those, still in this queue (the single-reader channel keeps no count)
 
     public int Limit { get; } = limit;
 
@@ -20,7 +21,7 @@ internal sealed class CallQueue(int limit)
     {
         get
         {
-            var queuedHere = _channel.Reader.Count;
+            var queuedHere = Volatile.Read(ref _queuedHere);
             var forwarded = Volatile.Read(ref _outstanding) - queuedHere; // in the worker's pipeline, the running one among them
             return queuedHere + Math.Max(0, forwarded - 1);
         }
@@ -31,8 +32,16 @@ internal sealed class CallQueue(int limit)
 
     public bool TryEnqueue(CallJob job)
     {
-        if (Interlocked.Increment(ref _outstanding) > Limit + 1 || !_channel.Writer.TryWrite(job))
+        if (Interlocked.Increment(ref _outstanding) > Limit + 1)
         {
+            Interlocked.Decrement(ref _outstanding);
+            return false;
+        }
+
+        Interlocked.Increment(ref _queuedHere);
+        if (!_channel.Writer.TryWrite(job))
+        {
+            Interlocked.Decrement(ref _queuedHere);
             Interlocked.Decrement(ref _outstanding);
             return false;
         }
@@ -51,6 +60,7 @@ internal sealed class CallQueue(int limit)
         {
             await foreach (var job in _channel.Reader.ReadAllAsync(stop))
             {
+                Interlocked.Decrement(ref _queuedHere);
                 if (job.Cancellation.IsCancellationRequested)
                 {
                     job.Result.TrySetCanceled(job.Cancellation);
@@ -84,6 +94,7 @@ internal sealed class CallQueue(int limit)
     {
         while (_channel.Reader.TryRead(out var queued))
         {
+            Interlocked.Decrement(ref _queuedHere);
             queued.Result.TrySetException(error);
             Settle(queued); // now, not when the result's continuation gets its turn
         }
