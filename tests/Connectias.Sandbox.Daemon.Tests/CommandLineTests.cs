@@ -90,3 +90,82 @@ public class WorkerExecutableTests
         Assert.Contains("WorkerExecutable '/nonexistent/worker' does not exist", error);
     }
 }
+
+/// <summary>
+/// Sandbox:WorkerRuntime: the NativeAOT worker the daemon's build publishes (worker-native/) is what runs by default;
+/// "jit" runs the worker's DLL through the dotnet host. Each test reads what the kernel says the worker process is.
+/// </summary>
+public class WorkerRuntimeTests
+{
+    private static readonly string NativeWorker = Path.Combine(AppContext.BaseDirectory, "worker-native", "connectias-sandbox-worker");
+
+    [Fact]
+    public async Task By_default_a_plugin_runs_in_the_native_worker()
+    {
+        using var daemon = DaemonProcess.Start("{}");
+        Assert.Contains($"worker: {NativeWorker} (native", daemon.Log);
+        using var client = daemon.Client();
+        var info = await client.LoadAsync(daemon.Package("hello", "com.test.aot", ",\"permissions\":[\"storage\",\"system_info\"]"));
+        // The pid ListPlugins reports is the worker's own (inside bubblewrap when it works), and its image is the native binary.
+        Assert.Equal(NativeWorker, new FileInfo($"/proc/{info.Pid}/exe").LinkTarget);
+        Assert.Equal(info.Pid, Assert.Single(await client.ListAsync(), plugin => plugin.PluginId == "com.test.aot").Pid);
+        Assert.Equal("Hello, aot!", (await client.ExecuteAsync("com.test.aot", "greet", "aot"u8.ToArray())).Output.ToStringUtf8());
+        await ApiErrorTests.Refused(() => client.ExecuteAsync("com.test.aot", "fail"), Grpc.Core.StatusCode.Unknown, "PLUGIN_ERROR");
+        Assert.Empty((await client.UnloadAsync("com.test.aot")).Issues);
+    }
+
+    [Fact]
+    public async Task WorkerRuntime_jit_runs_the_workers_dll_through_dotnet()
+    {
+        using var daemon = DaemonProcess.Start("{}", ("WorkerRuntime", "jit"));
+        Assert.Contains("(jit, through the dotnet host)", daemon.Log);
+        using var client = daemon.Client();
+        var info = await client.LoadAsync(daemon.Package("hello", "com.test.jit", ",\"permissions\":[\"storage\",\"system_info\"]"));
+        Assert.Equal("dotnet", Path.GetFileName(new FileInfo($"/proc/{info.Pid}/exe").ResolveLinkTarget(returnFinalTarget: true)!.FullName));
+        var commandLine = File.ReadAllText($"/proc/{info.Pid}/cmdline").Split('\0');
+        Assert.Equal(Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker.dll"), commandLine[1]);
+        Assert.Equal("Hello, jit!", (await client.ExecuteAsync("com.test.jit", "greet", "jit"u8.ToArray())).Output.ToStringUtf8());
+        Assert.Empty((await client.UnloadAsync("com.test.jit")).Issues);
+    }
+
+    [Fact]
+    public void An_unknown_worker_runtime_stops_the_daemon_with_exit_2()
+    {
+        var (code, _, error) = DaemonProcess.RunToExit(["--state-dir", Path.Combine(Path.GetTempPath(), "never-created-runtime")], [("WorkerRuntime", "aot")]);
+        Assert.Equal(2, code);
+        Assert.Contains("Sandbox:WorkerRuntime 'aot' is not a worker runtime; use native, jit", error);
+    }
+
+    [Fact]
+    public void A_missing_native_worker_stops_the_daemon_naming_the_setting_and_the_ways_out()
+    {
+        // A copy of the daemon without worker-native/, as a build with -p:ConnectiasNativeWorker=false leaves it.
+        var copy = Directory.CreateTempSubdirectory("connectias-nonative-").FullName;
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(AppContext.BaseDirectory).Where(f => f.EndsWith(".dll", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal)))
+                File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+            var state = Path.Combine(Path.GetTempPath(), "never-created-native");
+            var (code, _, error) = DotnetProgram.Run(Path.Combine(copy, "connectias-sandboxd.dll"), ["--state-dir", state]);
+            Assert.Equal(1, code);
+            Assert.Contains($"Sandbox:WorkerRuntime is native, but the native worker {Path.Combine(copy, "worker-native", "connectias-sandbox-worker")} is missing", error);
+            Assert.Contains("apt-get install clang zlib1g-dev", error);
+            Assert.Contains("Sandbox:WorkerRuntime=jit", error);
+            Assert.False(Directory.Exists(state));
+
+            // The same copy starts with the JIT worker, or with Sandbox:WorkerExecutable, which overrides the runtime:
+            // both pass the check (and then stop at the next one, a trust directory that does not exist).
+            foreach (var setting in new[] { ("Sandbox__WorkerRuntime", "jit"), ("Sandbox__WorkerExecutable", Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker")) })
+            {
+                var other = DotnetProgram.Run(Path.Combine(copy, "connectias-sandboxd.dll"), ["--state-dir", state, "--trust-dir", "/nonexistent/trust"], [setting]);
+                Assert.Equal(1, other.ExitCode);
+                Assert.DoesNotContain("native worker", other.Error);
+                Assert.Contains("TrustDir '/nonexistent/trust' does not exist", other.Error);
+            }
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+}

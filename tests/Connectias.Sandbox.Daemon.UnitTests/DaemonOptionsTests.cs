@@ -15,6 +15,13 @@ public class DaemonOptionsTests
     public void The_embedded_defaults_are_valid() => Assert.True(new DaemonOptionsValidator().Validate(null, new DaemonOptions()).Succeeded);
 
     [Fact]
+    public void The_native_worker_is_the_default_and_jit_is_the_other_runtime()
+    {
+        Assert.Equal("native", new DaemonOptions().WorkerRuntime);
+        Assert.True(new DaemonOptionsValidator().Validate(null, new DaemonOptions { WorkerRuntime = "jit" }).Succeeded);
+    }
+
+    [Fact]
     public void Telemetry_is_off_by_default_and_either_exporter_turns_it_on()
     {
         Assert.False(new DaemonOptions().TelemetryEnabled);
@@ -25,6 +32,7 @@ public class DaemonOptionsTests
 
     [Theory]
     [InlineData(nameof(DaemonOptions.Sandbox), "Sandbox:Sandbox 'chroot' is not a sandbox mode")]
+    [InlineData(nameof(DaemonOptions.WorkerRuntime), "Sandbox:WorkerRuntime 'aot' is not a worker runtime; use native, jit")]
     [InlineData(nameof(DaemonOptions.Tcp), "Sandbox:Tcp 'localhost' is not IP:PORT")]
     [InlineData(nameof(DaemonOptions.QueueLimit), "Sandbox:QueueLimit is 0; it must be at least 1")]
     [InlineData(nameof(DaemonOptions.MaxPlugins), "Sandbox:MaxPlugins is -3; it must be at least 1")]
@@ -46,6 +54,7 @@ public class DaemonOptionsTests
         switch (setting)
         {
             case nameof(DaemonOptions.Sandbox): options.Sandbox = "chroot"; break;
+            case nameof(DaemonOptions.WorkerRuntime): options.WorkerRuntime = "aot"; break;
             case nameof(DaemonOptions.Tcp): options.Tcp = "localhost"; break;
             case nameof(DaemonOptions.QueueLimit): options.QueueLimit = 0; break;
             case nameof(DaemonOptions.MaxPlugins): options.MaxPlugins = -3; break;

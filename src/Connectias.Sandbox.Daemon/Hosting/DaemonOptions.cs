@@ -13,6 +13,9 @@ public sealed class DaemonOptions
     /// <summary>The values <see cref="Sandbox"/> accepts.</summary>
     public static readonly IReadOnlyList<string> SandboxModes = ["auto", "bubblewrap", "none"];
 
+    /// <summary>The values <see cref="WorkerRuntime"/> accepts.</summary>
+    public static readonly IReadOnlyList<string> WorkerRuntimes = ["native", "jit"];
+
     /// <summary>The values <see cref="OtlpProtocol"/> accepts, as OTEL_EXPORTER_OTLP_PROTOCOL spells them.</summary>
     public static readonly IReadOnlyList<string> OtlpProtocols = ["grpc", "http/protobuf"];
 
@@ -41,8 +44,16 @@ public sealed class DaemonOptions
     public string Sandbox { get; set; } = "auto";
 
     /// <summary>
-    /// A self-contained worker executable to start instead of <c>dotnet connectias-sandbox-worker.dll</c> from the
-    /// daemon's directory, e.g. a NativeAOT publish (docs/performance.md: faster start, half the memory).
+    /// Which worker the daemon starts from its own directory: "native" (default), the NativeAOT-published
+    /// <c>worker-native/connectias-sandbox-worker</c> that the daemon's build publishes (docs/performance.md: a
+    /// fraction of the start time, half the memory), or "jit", <c>dotnet connectias-sandbox-worker.dll</c>.
+    /// <see cref="WorkerExecutable"/>, when set, overrides both.
+    /// </summary>
+    public string WorkerRuntime { get; set; } = "native";
+
+    /// <summary>
+    /// A self-contained worker executable to start instead of the one <see cref="WorkerRuntime"/> picks from the
+    /// daemon's directory, e.g. a NativeAOT publish of one's own.
     /// </summary>
     public string? WorkerExecutable { get; set; }
 

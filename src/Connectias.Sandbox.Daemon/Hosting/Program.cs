@@ -76,6 +76,14 @@ if (options.WorkerExecutable is { Length: > 0 } workerExecutable && !File.Exists
     return 1;
 }
 
+if (options.WorkerExecutable is not { Length: > 0 } && options.WorkerRuntime == "native" && !File.Exists(WorkerCommandLine.NativeWorkerPath))
+{
+    // A build without the NativeAOT toolchain (-p:ConnectiasNativeWorker=false) ships only the JIT worker.
+    Console.Error.WriteLine($"connectias-sandboxd: Sandbox:WorkerRuntime is native, but the native worker {WorkerCommandLine.NativeWorkerPath} is missing; "
+        + "build the daemon with the NativeAOT toolchain (apt-get install clang zlib1g-dev), or set Sandbox:WorkerRuntime=jit");
+    return 1;
+}
+
 if (options.TrustDir is { Length: > 0 } trustDir && !Directory.Exists(trustDir))
 {
     // A missing trust store would mean "trust nothing" and refuse every signed package: say so instead.

@@ -14,18 +14,25 @@ internal sealed class WorkerCommandLine
     private readonly string _workerDll;
     private readonly string _dotnet;
     private readonly string? _workerExecutable;
+    private readonly string _origin;
     private readonly string _stateDir;
 
-    public WorkerCommandLine(string? workerExecutable, string stateDir)
+    public WorkerCommandLine(string? workerExecutable, string workerRuntime, string stateDir)
     {
         _workerDll = Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker.dll");
         _dotnet = FindDotnet();
-        _workerExecutable = workerExecutable is { Length: > 0 } executable ? Path.GetFullPath(executable) : null;
+        // Sandbox:WorkerExecutable overrides Sandbox:WorkerRuntime; "native" starts the NativeAOT publish beside the daemon.
+        (_workerExecutable, _origin) = workerExecutable is { Length: > 0 } executable
+            ? (Path.GetFullPath(executable), "Sandbox:WorkerExecutable")
+            : workerRuntime == "native" ? (NativeWorkerPath, "native, NativeAOT") : (null, "jit, through the dotnet host");
         _stateDir = Path.GetFullPath(stateDir);
     }
 
-    /// <summary>What is started, for the log.</summary>
-    public string Worker => _workerExecutable ?? $"{_dotnet} {_workerDll}";
+    /// <summary>The NativeAOT worker the daemon's build publishes beside it (src/Connectias.Sandbox.Daemon/NativeWorker.targets).</summary>
+    public static string NativeWorkerPath => Path.Combine(AppContext.BaseDirectory, "worker-native", "connectias-sandbox-worker");
+
+    /// <summary>What is started and why, for the log: "PATH (native, NativeAOT)", "DOTNET DLL (jit, ...)".</summary>
+    public string Worker => $"{_workerExecutable ?? $"{_dotnet} {_workerDll}"} ({_origin})";
 
     private string WorkerDirectory => Path.GetDirectoryName(_workerExecutable ?? _workerDll)!;
 

@@ -20,7 +20,7 @@ internal sealed class WorkerLauncher : IDisposable
     public WorkerLauncher(DaemonOptions options, ILogger<WorkerLauncher> logger)
     {
         _options = options;
-        _commandLine = new WorkerCommandLine(options.WorkerExecutable, options.StateDir);
+        _commandLine = new WorkerCommandLine(options.WorkerExecutable, options.WorkerRuntime, options.StateDir);
         UseBubblewrap = options.Sandbox switch
         {
             "none" => false,
