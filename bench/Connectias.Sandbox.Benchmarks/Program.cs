@@ -21,6 +21,7 @@ using (var daemon = DaemonProcess.Start(new DaemonStartInfo { PolicyJson = null 
 {
     sandbox = Regex.Match(daemon.Log, "worker sandbox: (bubblewrap|plain child process)") is { Success: true } match ? match.Groups[1].Value : "unknown (no log line)";
     await CallsThroughDaemon.RunAsync(daemon, echo, table);
+    await IdleWorker.RunAsync(daemon, table);
 }
 
 Console.WriteLine();
