@@ -62,6 +62,19 @@ internal static class ProcFs
         return found;
     }
 
+    /// <summary><paramref name="read"/> of a process that may end meanwhile (a pool's worker taken and replaced): 0 once it is gone.</summary>
+    public static long OrZero(Func<int, long> read, int pid)
+    {
+        try
+        {
+            return read(pid);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            return 0;
+        }
+    }
+
     private static long KilobytesField(string path, string field)
     {
         // "VmRSS:     84212 kB"
