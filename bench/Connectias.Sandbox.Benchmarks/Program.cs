@@ -1,62 +1,38 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Connectias.Sandbox.Benchmarks;
-using Connectias.Sandbox.Runtime;
 using Connectias.Sandbox.TestSupport;
 
-// One command, two parts: the worker's in-process cost of a call, then the whole path through the
-// daemon measured against a bare gRPC echo over a Unix socket run by this same process.
+// One command prints every figure: the worker's in-process cost of a call (0), the path through a real
+// daemon against a bare gRPC echo served by this process (1, 2), load times (3), an idle worker (4) and
+// a daemon with 64 plugins (5). Each section echoes its figures as it goes; the table at the end has them
+// all. Arguments, if any, are the sections to run (e.g. `-- 3 5`), for a quick look at one figure.
+var sections = args.Length == 0 ? [0, 1, 2, 3, 4, 5] : args.Select(int.Parse).ToHashSet();
 var noop = SamplePlugins.Wasm("noop");
+var debug = typeof(InProcess).Assembly.GetCustomAttributes(false).OfType<DebuggableAttribute>().Any(a => a.IsJITOptimizerDisabled);
 Console.WriteLine($"Connectias Sandbox benchmark - {Environment.ProcessorCount} cores, .NET {Environment.Version}, " +
-                  $"{(typeof(InProcess).Assembly.GetCustomAttributes(false).OfType<DebuggableAttribute>().Any(a => a.IsJITOptimizerDisabled) ? "DEBUG build: figures are not representative" : "Release build")}");
-Console.WriteLine();
-InProcess.Run(noop);
-Console.WriteLine();
-await ThroughDaemon.RunAsync();
-return 0;
+                  $"{(debug ? "DEBUG build: figures are not representative" : "Release build")}, sections {string.Join(' ', sections.Order())}");
+var total = Stopwatch.StartNew();
+var table = new FigureTable();
 
-/// <summary>The worker-side cost of one Execute next to a bare typed Wasmtime call of the same function.</summary>
-internal static class InProcess
+if (sections.Contains(0)) InProcess.Run(noop, table);
+var sandbox = "not started";
+if (sections.Overlaps([1, 2, 4]))
 {
-    private const int Rounds = 7;
-    private const int CallsPerRound = 200_000;
-
-    public static void Run(byte[] noop)
-    {
-        Console.WriteLine($"In process ({Rounds} rounds x {CallsPerRound:N0} calls, median):");
-        using var bareEngine = new Wasmtime.Engine();
-        using var bareModule = Wasmtime.Module.FromBytes(bareEngine, "noop", noop);
-        using var bareLinker = new Wasmtime.Linker(bareEngine);
-        using var bareStore = new Wasmtime.Store(bareEngine);
-        var bareExecute = bareLinker.Instantiate(bareStore, bareModule).GetFunction<int, int, int, int, int>("plugin_execute")!;
-        var bare = Measure(() => bareExecute(0, 0, 0, 0));
-
-        using var engine = new WasmEngine();
-        using var plugin = PluginInstance.Load(engine, new PluginSetup { PluginId = "com.example.noop", Module = noop });
-        var empty = Measure(() => plugin.Execute("run", []));
-        var kilobyte = new byte[1024];
-        var withArgs = Measure(() => plugin.Execute("run", kilobyte));
-
-        Report("bare Wasmtime call of plugin_execute", bare, bare);
-        Report("PluginInstance.Execute, no args", empty, bare);
-        Report("PluginInstance.Execute, 1 KiB args", withArgs, bare);
-    }
-
-    private static (double Nanoseconds, double AllocatedBytes) Measure(Action call)
-    {
-        for (var i = 0; i < 20_000; i++) call(); // JIT tiers, caches
-        var perRound = new List<(double, double)>();
-        for (var round = 0; round < Rounds; round++)
-        {
-            var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
-            var clock = Stopwatch.StartNew();
-            for (var i = 0; i < CallsPerRound; i++) call();
-            clock.Stop();
-            perRound.Add((clock.Elapsed.TotalNanoseconds / CallsPerRound, (GC.GetAllocatedBytesForCurrentThread() - allocatedBefore) / (double)CallsPerRound));
-        }
-
-        return perRound.OrderBy(r => r.Item1).ElementAt(Rounds / 2);
-    }
-
-    private static void Report(string name, (double Nanoseconds, double AllocatedBytes) figures, (double Nanoseconds, double AllocatedBytes) baseline) =>
-        Console.WriteLine($"  {name,-42} {figures.Nanoseconds,9:N0} ns/call {figures.Nanoseconds / baseline.Nanoseconds,6:N1}x bare {figures.AllocatedBytes,6:N0} B allocated/call");
+    // Sections 1 and 2 are ratios to the echo; 4 shares their daemon.
+    var echo = sections.Overlaps([1, 2]) ? await EchoBaseline.MeasureAsync(table) : null;
+    // No policy file: the built-in policy, as an operator who wrote none gets; every other setting its default.
+    using var daemon = DaemonProcess.Start(new DaemonStartInfo { PolicyJson = null });
+    sandbox = Regex.Match(daemon.Log, "worker sandbox: (bubblewrap|plain child process)") is { Success: true } match ? match.Groups[1].Value : "unknown (no log line)";
+    if (echo is not null) await CallsThroughDaemon.RunAsync(daemon, echo, table);
+    if (sections.Contains(4)) await IdleWorker.RunAsync(daemon, table);
 }
+
+if (sections.Contains(3)) await LoadTimes.RunAsync(table);
+if (sections.Contains(5)) await SixtyFourPlugins.RunAsync(table);
+
+Console.WriteLine();
+Console.WriteLine($"Summary ({total.Elapsed.TotalSeconds:N0} s; worker sandbox: {sandbox}; machine load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}):");
+Console.WriteLine();
+table.Print();
+return 0;
