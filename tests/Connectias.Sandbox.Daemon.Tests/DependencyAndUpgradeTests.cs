@@ -105,32 +105,6 @@ public sealed class DependencyAndUpgradeTests(DependencyAndUpgradeTests.Daemon f
     }
 
     [Fact]
-    public async Task A_load_whose_caller_goes_away_is_withdrawn_not_left_LOADING()
-    {
-        const string id = "com.test.abandoned";
-        using var client = _daemon.Client();
-        var request = new LoadPluginRequest { Package = Google.Protobuf.ByteString.CopyFrom(_daemon.Package("noop", id)) };
-        // A deadline shorter than a worker's start: the caller is gone while the daemon waits for the handshake.
-        await Assert.ThrowsAsync<RpcException>(async () => await client.Raw.LoadPluginAsync(request, deadline: DateTime.UtcNow.AddMilliseconds(30)));
-
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                Assert.Equal(PluginState.Ready, (await client.LoadAsync(_daemon.Package("noop", id))).State);
-                break;
-            }
-            catch (SandboxException e) when (e.Reason == ErrorReason.AlreadyLoaded && clock.Elapsed < TimeSpan.FromSeconds(20))
-            {
-                await Task.Delay(100); // the abandoned load is still being taken back
-            }
-        }
-
-        Assert.Contains(_daemon.AuditRecords(), r => r.Event == "LOAD_REJECTED" && r.PluginId == id);
-    }
-
-    [Fact]
     public async Task A_replace_of_a_plugin_that_is_not_loaded_is_an_ordinary_load()
     {
         using var client = _daemon.Client();

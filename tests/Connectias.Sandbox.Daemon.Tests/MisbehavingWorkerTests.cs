@@ -136,6 +136,36 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
         await AssertCleanAndServing(shared, Behaviour.HugeFrame);
     }
 
+    [Fact]
+    public async Task A_load_whose_caller_goes_away_is_withdrawn_not_left_LOADING()
+    {
+        // A worker that never hands shake keeps the load waiting for certain while its caller gives up.
+        var id = IdFor(Behaviour.NoHandshake) + "-abandoned";
+        shared.UseWorker(Behaviour.NoHandshake);
+        using var client = shared.Daemon.Client();
+        var request = new LoadPluginRequest { Package = Google.Protobuf.ByteString.CopyFrom(shared.Daemon.Package("noop", id)) };
+        await Assert.ThrowsAsync<RpcException>(async () => await client.Raw.LoadPluginAsync(request, deadline: DateTime.UtcNow.AddSeconds(1)));
+
+        shared.UseWorker(FakeWorkerDaemon.RealWorker);
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                Assert.Equal(PluginState.Ready, (await client.LoadAsync(shared.Daemon.Package("noop", id))).State);
+                break;
+            }
+            catch (SandboxException e) when (e.Reason == ErrorReason.AlreadyLoaded && clock.Elapsed < Patience)
+            {
+                await Task.Delay(100); // the abandoned load is still being taken back
+            }
+        }
+
+        Assert.Contains(shared.Daemon.AuditRecords(), r => r.Event == "LOAD_REJECTED" && r.PluginId == id);
+        Assert.Empty(FakeWorkerDaemon.LiveFakeWorkers());
+        await client.UnloadAsync(id);
+    }
+
     private static string IdFor(string behaviour) => "com.test." + behaviour;
 
     /// <summary>Loads a package with the worker playing <paramref name="behaviour"/>; the load must be refused with <paramref name="reason"/>.</summary>
