@@ -125,7 +125,8 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
             state.Log.PluginId = request.PluginId;
             var plugin = PluginInstance.Load(state.Engine, ToSetup(request, CompiledFor(request)));
             state.Plugin = plugin;
-            state.Log.Worker("info", $"plugin {request.PluginId} {request.PluginVersion} loaded ({plugin.MemoryBytes} bytes of memory)");
+            var code = request.Precompiled.IsEmpty ? request.UseCompiled ? "compiled just before" : "compiled" : "compiled code from the cache";
+            state.Log.Worker("info", $"plugin {request.PluginId} {request.PluginVersion} loaded ({code}; {plugin.MemoryBytes} bytes of memory)");
             return new LoadResponse { MemoryBytes = (ulong)plugin.MemoryBytes };
         }
         catch (SandboxException e)

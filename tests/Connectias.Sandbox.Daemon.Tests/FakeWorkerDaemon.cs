@@ -42,7 +42,8 @@ public sealed class FakeWorkerDaemon : IDisposable
         Daemon = DaemonProcess.Start(new DaemonStartInfo
         {
             PolicyJson = Policy,
-            Settings = [("WorkerExecutable", script), .. settings],
+            // No warm workers: each load starts the worker the test chose just before it.
+            Settings = [("WorkerExecutable", script), ("WarmWorkers", "0"), .. settings],
             Arguments = ["--sandbox", "none"],
         });
     }

@@ -90,6 +90,18 @@ public sealed class DaemonOptions
     /// </summary>
     public int WorkerPipelineDepth { get; set; } = 8;
 
+    /// <summary>
+    /// Sandboxed workers started ahead and waiting for a load (refilled in the background); 0 starts every worker on
+    /// demand. They count against no plugin limit and are stopped at shutdown.
+    /// </summary>
+    public int WarmWorkers { get; set; } = 2;
+
+    /// <summary>
+    /// Compiled code kept under STATE/cache/modules (authenticated, least recently used first out), so a restart or a
+    /// reload skips compiling; 0 turns the cache off.
+    /// </summary>
+    public long ModuleCacheMaxBytes { get; set; } = 256L * 1024 * 1024;
+
     /// <summary>Plugins loaded at once; more is RESOURCE_EXHAUSTED.</summary>
     public int MaxPlugins { get; set; } = 64;
 

@@ -134,6 +134,10 @@ builder.Services.AddSingleton<PluginLifecycle>();
 builder.Services.AddSingleton<PluginRegistry>();
 builder.Services.AddSingleton<WorkerLauncher>();
 builder.Services.AddSingleton<WorkerStopper>();
+builder.Services.AddSingleton<CompiledModuleCache>();
+builder.Services.AddSingleton<WarmWorkerPool>();
+builder.Services.AddSingleton<WorkerSource>();
+builder.Services.AddSingleton<WorkerLoader>();
 builder.Services.AddSingleton<WorkerOutput>();
 builder.Services.AddSingleton<NetworkRefusalReporter>();
 builder.Services.AddSingleton<RestartScheduler>();
@@ -144,6 +148,7 @@ builder.Services.AddSingleton<PluginUpgrader>();
 builder.Services.AddSingleton<PluginCalls>();
 builder.AddDaemonTelemetry(options);
 builder.Services.AddHostedService<ResourceMonitor>();
+builder.Services.AddHostedService(services => services.GetRequiredService<WarmWorkerPool>()); // stopped after the unloads
 builder.Services.AddHostedService<ShutdownService>(); // stopped first (reverse order): unloads before the monitor stops
 builder.Services.AddSingleton<HealthServiceImpl>();
 builder.Services.AddGrpc(grpc =>

@@ -9,8 +9,6 @@ using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Daemon.Workers;
 using Connectias.Sandbox.V1;
 using Connectias.Sandbox.WorkerProtocol;
-using Google.Protobuf;
-using WorkerV1 = Connectias.Sandbox.Worker.V1;
 
 namespace Connectias.Sandbox.Daemon.Supervision;
 
@@ -24,6 +22,8 @@ internal sealed class PluginSupervisor(
     PluginLifecycle lifecycle,
     PluginRegistry registry,
     WorkerLauncher launcher,
+    WorkerSource workers,
+    WorkerLoader loader,
     WorkerStopper stopper,
     WorkerOutput output,
     RestartScheduler restarts,
@@ -34,8 +34,6 @@ internal sealed class PluginSupervisor(
     DaemonMetrics metrics,
     ILogger<PluginSupervisor> logger)
 {
-    private int _workers;
-
     public bool UsesBubblewrap => launcher.UseBubblewrap;
 
     /// <summary>
@@ -45,26 +43,7 @@ internal sealed class PluginSupervisor(
     /// </summary>
     public async Task StartAsync(ManagedPlugin plugin, Transition ready, CancellationToken cancellation)
     {
-        var number = Interlocked.Increment(ref _workers);
-        var runDirectory = Path.Combine(StateDirectory.WorkerRunRoot(options.StateDir), $"{plugin.Id}-{number}");
-        StateDirectory.CreatePrivate(runDirectory);
-        string? storageDirectory = null;
-        if (plugin.Manifest.Permissions.Contains(Permission.Storage))
-        {
-            storageDirectory = Path.Combine(options.StateDir, "storage", plugin.Id);
-            StateDirectory.CreatePrivate(storageDirectory);
-        }
-
-        WorkerHandle worker;
-        try
-        {
-            worker = await launcher.StartAsync(number, runDirectory, storageDirectory, cancellation);
-        }
-        catch
-        {
-            StateDirectory.TryDelete(runDirectory, out _);
-            throw;
-        }
+        var (worker, storageDirectory) = await workers.AcquireAsync(plugin.Id, plugin.Manifest.Permissions.Contains(Permission.Storage), cancellation);
 
         output.Follow(plugin.Id, worker, () => TerminateAsync(plugin, worker, new SandboxException(ErrorReason.SecurityViolation,
             $"the worker of plugin {plugin.Id} broke the worker protocol (unexpected output on stdout)", ErrorMetadata.For(plugin.Id)), crashed: false));
@@ -79,16 +58,14 @@ internal sealed class PluginSupervisor(
         }, TaskScheduler.Default);
         try
         {
-            var load = LoadRequest(plugin, storageDirectory);
-            if (plugin.Manifest.Permissions.Contains(Permission.Network))
+            var networked = plugin.Manifest.Permissions.Contains(Permission.Network);
+            if (networked)
             {
                 plugin.Broker ??= new NetworkBroker(plugin.Id, plugin.Manifest.AllowedHosts, plugin.Grant, plugin.Limits, metrics, refusal => refusals.Report(plugin.Id, refusal));
                 BrokerStream.Attach(worker.Connection, plugin.Broker, tasks, plugin.Id, worker.NetworkLifetime.Token);
-                load.NetworkBroker = true;
             }
 
-            var timeout = TimeSpan.FromMilliseconds(plugin.Limits.TimeoutMs) + options.CallGrace + options.WorkerLoadGrace;
-            var response = await worker.Connection.LoadAsync(load, timeout, cancellation);
+            var response = await loader.LoadAsync(plugin, worker, storageDirectory, networked, cancellation);
             if (response.Fault is { } fault) throw WorkerFaults.ToError(fault, plugin.Id);
             plugin.RecordMemory((long)response.MemoryBytes);
         }
@@ -271,24 +248,5 @@ internal sealed class PluginSupervisor(
         }
 
         job.Result.TrySetException(error);
-    }
-
-    private static WorkerV1.LoadRequest LoadRequest(ManagedPlugin plugin, string? storageDirectory)
-    {
-        var module = plugin.Module ?? throw new SandboxException(ErrorReason.InitFailed, $"plugin {plugin.Id} no longer holds its module", ErrorMetadata.For(plugin.Id));
-        var load = new WorkerV1.LoadRequest
-        {
-            PluginId = plugin.Id,
-            PluginVersion = plugin.Manifest.Version.ToString(),
-            Module = UnsafeByteOperations.UnsafeWrap(module),
-            Limits = plugin.Limits.ToWorkerLimits(),
-            ContextJson = ByteString.CopyFrom(PluginContextJson.Build(plugin.Id, plugin.Manifest.Version.ToString(), plugin.Manifest.Permissions, plugin.Limits,
-                plugin.Manifest.Config.MergedWith(plugin.Grant.Config))),
-            StorageDir = storageDirectory ?? "",
-            CommandsDeclared = plugin.Manifest.Commands is not null,
-        };
-        load.GrantedPermissions.AddRange(plugin.Manifest.Permissions.Select(p => p.WireName()));
-        if (plugin.Manifest.Commands is { } commands) load.DeclaredCommands.AddRange(commands.Select(c => c.Name));
-        return load;
     }
 }

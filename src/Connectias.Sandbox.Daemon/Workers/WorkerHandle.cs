@@ -56,7 +56,12 @@ internal sealed class WorkerHandle : IDisposable
 
     /// <summary>Where the worker listened until the daemon connected (it removes the socket then).</summary>
     public string SocketPath { get; }
-    public string RunDirectory { get; }
+
+    /// <summary>The worker's private directory, bind-mounted into its sandbox; renamed when a pooled worker takes a plugin.</summary>
+    public string RunDirectory { get; private set; }
+
+    /// <summary>A pooled worker's storage slot until a plugin takes the worker (see <see cref="StorageSlots"/>).</summary>
+    public string? StorageSlot { get; set; }
 
     /// <summary>The one connection to the worker: Load, calls, cleanup and the network broker's traffic.</summary>
     public WorkerConnection Connection { get; }
@@ -88,6 +93,13 @@ internal sealed class WorkerHandle : IDisposable
             lock (_sync) return field;
         }
         private set;
+    }
+
+    /// <summary>Gives the run directory the name of the plugin that took this pooled worker (the mount follows the directory).</summary>
+    public void RenameRunDirectory(string path)
+    {
+        Directory.Move(RunDirectory, path);
+        RunDirectory = path;
     }
 
     /// <summary>Loading → Serving; false when the worker is already being stopped.</summary>
@@ -129,6 +141,10 @@ internal sealed class WorkerHandle : IDisposable
     {
         Pipeline?.Dispose();
         Connection.Dispose();
+        // Process.Dispose leaves redirected streams open once they were read synchronously (the handshake, the log):
+        // their pipes are closed here, or each stopped worker would keep two descriptors.
+        Process.StandardOutput.Dispose();
+        Process.StandardError.Dispose();
         Process.Dispose();
         Lifetime.Dispose();
         NetworkLifetime.Dispose();

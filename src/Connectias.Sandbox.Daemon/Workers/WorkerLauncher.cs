@@ -31,7 +31,12 @@ internal sealed class WorkerLauncher : IDisposable
         logger.LogInformation("worker sandbox: {Sandbox}; worker: {Worker}", Description, _commandLine.Worker);
     }
 
+    private int _workers;
+
     public bool UseBubblewrap { get; }
+
+    /// <summary>Counts workers over the daemon's life; part of each run directory's name.</summary>
+    public int NextNumber() => Interlocked.Increment(ref _workers);
 
     public string Description => UseBubblewrap
         ? "bubblewrap (no network; new PID, IPC and UTS namespaces; read-only system; state hidden; dies with the daemon)"

@@ -1,0 +1,67 @@
+using Connectias.Sandbox.Daemon.Hosting;
+using Connectias.Sandbox.Daemon.Lifecycle;
+using Connectias.Sandbox.Daemon.Workers;
+using Connectias.Sandbox.WorkerProtocol;
+using Google.Protobuf;
+using WorkerV1 = Connectias.Sandbox.Worker.V1;
+
+namespace Connectias.Sandbox.Daemon.Supervision;
+
+/// <summary>
+/// Loads a plugin into a worker that handed shake: with compiled code from the cache when there is an authenticated
+/// entry for the module and the worker's engine, otherwise by a Compile whose result goes into the cache before any
+/// of the plugin's code runs (a worker's reply is taken as compiled only while it has run nothing of the plugin's),
+/// then the Load itself. Throws the SPEC error of a failed load.
+/// </summary>
+internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache cache, ILogger<WorkerLoader> logger)
+{
+    public async Task<WorkerV1.LoadResponse> LoadAsync(ManagedPlugin plugin, WorkerHandle worker, string? storageDirectory, bool networkBroker, CancellationToken cancellation)
+    {
+        var module = plugin.Module ?? throw new SandboxException(ErrorReason.InitFailed, $"plugin {plugin.Id} no longer holds its module", ErrorMetadata.For(plugin.Id));
+        var timeout = TimeSpan.FromMilliseconds(plugin.Limits.TimeoutMs) + options.CallGrace + options.WorkerLoadGrace;
+        var load = Request(plugin, storageDirectory, networkBroker);
+
+        if (cache.TryGet(worker.Engine, module.Span) is { } compiled)
+        {
+            load.Precompiled = UnsafeByteOperations.UnsafeWrap(compiled);
+            var response = await worker.Connection.LoadAsync(load, timeout, cancellation);
+            if (response.Fault?.Metadata.ContainsKey(WorkerFaults.PrecompiledRefusedKey) != true) return response;
+            // Authentic but not for this engine after all (a Wasmtime build with the same version string): compile instead.
+            logger.LogWarning("compiled-module cache: the worker of {PluginId} refused a cached module; compiling it", plugin.Id);
+            cache.Remove(worker.Engine, module.Span);
+            load.Precompiled = ByteString.Empty;
+        }
+
+        if (cache.Enabled)
+        {
+            var compile = await worker.Connection.CompileAsync(new WorkerV1.CompileRequest { Module = UnsafeByteOperations.UnsafeWrap(module) }, timeout, cancellation);
+            if (compile.Fault is { } fault) throw WorkerFaults.ToError(fault, plugin.Id);
+            cache.Put(worker.Engine, module.Span, compile.Compiled.Span);
+            load.UseCompiled = true;
+        }
+        else
+        {
+            load.Module = UnsafeByteOperations.UnsafeWrap(module);
+        }
+
+        return await worker.Connection.LoadAsync(load, timeout, cancellation);
+    }
+
+    private static WorkerV1.LoadRequest Request(ManagedPlugin plugin, string? storageDirectory, bool networkBroker)
+    {
+        var load = new WorkerV1.LoadRequest
+        {
+            PluginId = plugin.Id,
+            PluginVersion = plugin.Manifest.Version.ToString(),
+            Limits = plugin.Limits.ToWorkerLimits(),
+            ContextJson = ByteString.CopyFrom(PluginContextJson.Build(plugin.Id, plugin.Manifest.Version.ToString(), plugin.Manifest.Permissions, plugin.Limits,
+                plugin.Manifest.Config.MergedWith(plugin.Grant.Config))),
+            StorageDir = storageDirectory ?? "",
+            CommandsDeclared = plugin.Manifest.Commands is not null,
+            NetworkBroker = networkBroker,
+        };
+        load.GrantedPermissions.AddRange(plugin.Manifest.Permissions.Select(p => p.WireName()));
+        if (plugin.Manifest.Commands is { } commands) load.DeclaredCommands.AddRange(commands.Select(c => c.Name));
+        return load;
+    }
+}
