@@ -20,6 +20,8 @@ public sealed class WasmEngine : IDisposable
     private readonly Timer _ticker;
     private readonly Lock _sync = new();
     private int _running;
+    private bool _ticking;
+    private bool _ranSinceTick;
 
     public WasmEngine()
     {
@@ -28,7 +30,7 @@ public sealed class WasmEngine : IDisposable
             .WithEpochInterruption(true)
             .WithOptimizationLevel(OptimizationLevel.Speed);
         Engine = new Engine(config);
-        _ticker = new Timer(_ => Engine.IncrementEpoch(), null, Timeout.Infinite, Timeout.Infinite);
+        _ticker = new Timer(_ => Tick(), null, Timeout.Infinite, Timeout.Infinite);
     }
 
     public Engine Engine { get; }
@@ -40,20 +42,40 @@ public sealed class WasmEngine : IDisposable
     public static string Fingerprint { get; } = string.Create(CultureInfo.InvariantCulture,
         $"wasmtime-{typeof(Engine).Assembly.GetName().Version}+{Settings}");
 
-    /// <summary>Plugin code is about to run: the epoch ticks until the matching <see cref="EndRunning"/>.</summary>
+    /// <summary>Plugin code is about to run: the epoch ticks at least until the matching <see cref="EndRunning"/>.</summary>
     internal void BeginRunning()
     {
         lock (_sync)
         {
-            if (_running++ == 0) _ticker.Change(EpochTick, EpochTick);
+            _running++;
+            _ranSinceTick = true;
+            if (_ticking) return;
+            _ticking = true;
+            _ticker.Change(EpochTick, EpochTick);
         }
     }
 
     internal void EndRunning()
     {
+        lock (_sync) _running--;
+    }
+
+    /// <summary>
+    /// The ticker stops itself at the first tick that finds nothing running and nothing run since the tick before:
+    /// an idle process has no timer, and calls that follow each other closely do not pay to stop and start it.
+    /// </summary>
+    private void Tick()
+    {
+        Engine.IncrementEpoch();
         lock (_sync)
         {
-            if (--_running == 0) _ticker.Change(Timeout.Infinite, Timeout.Infinite);
+            if (_running == 0 && !_ranSinceTick && _ticking)
+            {
+                _ticking = false;
+                _ticker.Change(Timeout.Infinite, Timeout.Infinite);
+            }
+
+            _ranSinceTick = false;
         }
     }
 

@@ -121,3 +121,30 @@ public sealed class WarmPoolAndCacheTests
         Assert.True(condition(), explain?.Invoke());
     }
 }
+
+/// <summary>What an idle plugin costs: its (native) worker and the warm workers beside it use no CPU and do not wake up.</summary>
+public sealed class IdleWorkerTests
+{
+    [Fact]
+    public async Task Idle_workers_loaded_or_warm_use_no_CPU_and_do_not_wake_up()
+    {
+        using var daemon = DaemonProcess.Start("{}");
+        using var client = daemon.Client();
+        var info = await client.LoadAsync(daemon.Package("hello", "com.test.idle", ",\"permissions\":[\"storage\",\"system_info\"]"));
+        for (var i = 0; i < 50; i++) await client.ExecuteAsync("com.test.idle", "greet", "idle"u8.ToArray());
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var workers = LifecycleTests.Descendants(daemon.Pid).Where(pid => File.ReadAllText($"/proc/{pid}/comm").StartsWith("connectias-sand", StringComparison.Ordinal)).ToList();
+        Assert.Contains(info.Pid, workers);
+        Assert.True(workers.Count >= 2, $"expected the plugin's worker and warm ones, found {workers.Count}");
+
+        var before = workers.ToDictionary(pid => pid, ProcessCounters.Read);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        foreach (var pid in workers)
+        {
+            var after = ProcessCounters.Read(pid);
+            // Counts, not timings: the old 5 ms epoch timer alone was ~600 wake-ups and several ticks in 3 s.
+            Assert.True(after.CpuTicks - before[pid].CpuTicks <= 1, $"worker {pid} used {after.CpuTicks - before[pid].CpuTicks} CPU ticks in 3 s of idling");
+            Assert.True(after.ContextSwitches - before[pid].ContextSwitches <= 10, $"worker {pid} woke up {after.ContextSwitches - before[pid].ContextSwitches} times in 3 s of idling");
+        }
+    }
+}
