@@ -65,6 +65,37 @@ internal static partial class ParentWatch
         return true;
     }
 
+    /// <summary>
+    /// Calls <paramref name="onClosed"/> when stdin reaches end of file: the daemon holds the pipe's other end and never
+    /// writes, so that happens exactly when it is gone, even if it died while bubblewrap was still setting up (before any
+    /// death signal was armed). A thread blocked in read(2), no polling.
+    /// </summary>
+    public static void WatchStdin(Action onClosed)
+    {
+        var stdin = Console.OpenStandardInput();
+        new Thread(() =>
+        {
+            var buffer = new byte[64];
+            try
+            {
+                while (stdin.Read(buffer) > 0)
+                {
+                    // the daemon never writes; anything read is ignored
+                }
+            }
+            catch (IOException)
+            {
+                // a broken pipe is an end too
+            }
+
+            onClosed();
+        })
+        {
+            IsBackground = true,
+            Name = "stdin-watch",
+        }.Start();
+    }
+
     /// <summary>Blocks until the process behind <paramref name="pidfd"/> exits (its pidfd becomes readable).</summary>
     private static unsafe void WaitForExit(int pidfd)
     {

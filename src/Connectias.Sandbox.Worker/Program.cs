@@ -11,6 +11,7 @@ var log = new WorkerLog(Console.Error);
 
 string? socketPath = null;
 int? parentPid = null;
+var watchStdin = false;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -22,15 +23,19 @@ for (var i = 0; i < args.Length; i++)
             parentPid = pid;
             i++;
             break;
+        case WorkerHandshake.WatchStdinFlag:
+            watchStdin = true;
+            break;
         case "--help" or "-h":
             Console.Error.WriteLine("""
                 connectias-sandbox-worker - hosts one Connectias plugin for connectias-sandboxd.
 
                 Started by the daemon, never by hand. Usage (for the daemon):
-                  connectias-sandbox-worker --socket PATH [--parent-pid PID]
+                  connectias-sandbox-worker --socket PATH [--parent-pid PID] [--watch-stdin]
                 with CONNECTIAS_SANDBOX_WORKER set. It listens on the Unix socket PATH, prints one handshake
                 line on stdout, serves the internal worker protocol on the one connection the daemon makes,
-                logs JSON lines on stderr, and exits when that connection closes or its parent dies.
+                logs JSON lines on stderr, and exits when that connection closes or its parent dies (with
+                --watch-stdin also when its stdin, a pipe the daemon holds, reaches end of file).
                 """);
             return 0;
         default:
@@ -48,6 +53,11 @@ if (Environment.GetEnvironmentVariable(WorkerHandshake.CookieVariable) != Worker
 
 var expectedParent = parentPid ?? ParentWatch.ParentPid;
 var useDeathSignal = Environment.GetEnvironmentVariable(WorkerHandshake.NoDeathSignalVariable) != "1";
+if (watchStdin) ParentWatch.WatchStdin(() =>
+{
+    log.Worker("error", "stdin reached end of file: the daemon is gone; exiting");
+    Environment.Exit(3);
+});
 if (!ParentWatch.Start(expectedParent, useDeathSignal, () =>
     {
         log.Worker("error", $"parent process {expectedParent} exited; exiting");

@@ -22,6 +22,7 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
     private readonly ConcurrentDictionary<ulong, bool> _cancelled = new();
     private FrameNetworkBroker? _broker;
     private CompiledModule? _compiled;
+    private bool _cleanedUp;
 
     /// <summary>Serves the connection until the supervisor closes it.</summary>
     public void Run()
@@ -165,6 +166,8 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
         try
         {
             var plugin = state.Plugin ?? throw new SandboxException(ErrorReason.PluginNotFound, "no plugin is loaded in this worker");
+            // A call that reaches its turn after the unload's cleanup (it waited longer than UnloadTimeoutMs) does not run.
+            if (_cleanedUp) throw new SandboxException(ErrorReason.PluginNotFound, $"plugin {plugin.PluginId} was unloaded before this call's turn");
             var result = plugin.Execute(request.Command, request.Args.Span, deadline);
             return new ExecuteResponse
             {
@@ -192,6 +195,7 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
         try
         {
             if (state.Plugin is not { } plugin) return new CleanupResponse();
+            _cleanedUp = true;
             var (called, code) = plugin.Cleanup(request.TimeoutMs > 0 ? TimeSpan.FromMilliseconds(request.TimeoutMs) : null);
             state.Log.Worker("info", called ? $"plugin_cleanup returned {code}" : "plugin has no plugin_cleanup");
             return new CleanupResponse { Called = called, Code = code };

@@ -193,13 +193,21 @@ public sealed class WorkerConnection : IDisposable
         }
 
         foreach (var reply in waiting) reply.TrySetException(why);
-        _lifetime.Cancel();
         _socket.Dispose();
+        try
+        {
+            _lifetime.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Dispose ran meanwhile; the socket is closed either way
+        }
     }
 
     public void Dispose()
     {
         Close(new WorkerConnectionException("the connection to the worker was closed by the supervisor", protocolViolation: false));
+        _socket.Dispose(); // even when the reading loop's Close is still on its way
         _stream.Dispose();
         _lifetime.Dispose();
     }

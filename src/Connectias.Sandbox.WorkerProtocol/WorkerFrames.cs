@@ -15,6 +15,8 @@ public static class WorkerFrames
 
     public const int HeaderBytes = 4;
 
+    private const int GrowthStart = 1024 * 1024;
+
     /// <summary>The frame of <paramref name="message"/>: header and body in one buffer, for one write.</summary>
     public static byte[] Encode(IMessage message)
     {
@@ -46,9 +48,19 @@ public static class WorkerFrames
         var got = await stream.ReadAtLeastAsync(header.AsMemory(0, HeaderBytes), HeaderBytes, throwOnEndOfStream: false, cancellation);
         if (got == 0) return default;
         if (got < HeaderBytes) throw new WorkerProtocolException("the connection ended inside a frame header");
-        var body = new byte[BodyLength(header)];
-        if (await stream.ReadAtLeastAsync(body, body.Length, throwOnEndOfStream: false, cancellation) < body.Length)
-            throw new WorkerProtocolException("the connection ended inside a frame");
+        var length = BodyLength(header);
+        // The buffer grows as the bytes arrive (doubling from 1 MiB): a peer that announces 80 MiB and sends little
+        // holds little of the reader's memory.
+        var body = new byte[Math.Min(length, GrowthStart)];
+        var filled = 0;
+        while (filled < length)
+        {
+            if (filled == body.Length) Array.Resize(ref body, (int)Math.Min(length, 2L * body.Length));
+            var read = await stream.ReadAsync(body.AsMemory(filled, body.Length - filled), cancellation);
+            if (read == 0) throw new WorkerProtocolException("the connection ended inside a frame");
+            filled += read;
+        }
+
         return Parse(parser, body);
     }
 

@@ -16,6 +16,13 @@ public sealed record WorkerHandshake(int Version, string Engine, string Network,
     public const string CookieVariable = "CONNECTIAS_SANDBOX_WORKER";
     public const string CookieValue = "plugin-worker-v1";
 
+    /// <summary>
+    /// Tells the worker that its stdin is a pipe whose other end the supervisor holds for the worker's life: end of
+    /// file there means the supervisor is gone (however it died, and however early: the pipe exists before the
+    /// process does), and the worker exits.
+    /// </summary>
+    public const string WatchStdinFlag = "--watch-stdin";
+
     /// <summary>Diagnostics only: skip the parent-death signal so the watchdog alone is exercised.</summary>
     public const string NoDeathSignalVariable = "CONNECTIAS_WORKER_NO_PDEATHSIG";
 

@@ -56,20 +56,24 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
         await AssertCleanAndServing(shared, Behaviour.ExitDuringLoad);
     }
 
-    [Fact]
-    public async Task Stray_output_on_stdout_terminates_the_plugin_as_a_SECURITY_VIOLATION_and_is_audited()
+    [Theory]
+    [InlineData(Behaviour.StrayStdout, "unexpected output on stdout")]
+    [InlineData(Behaviour.UnsolicitedReply, "a reply (id")]
+    public async Task A_worker_that_breaks_the_protocol_after_loading_is_terminated_as_a_SECURITY_VIOLATION_and_audited(string behaviour, string how)
     {
-        var id = IdFor(Behaviour.StrayStdout);
-        shared.UseWorker(Behaviour.StrayStdout);
+        var id = IdFor(behaviour);
+        shared.UseWorker(behaviour);
         using var client = shared.Daemon.Client();
         Assert.Equal(PluginState.Ready, (await client.LoadAsync(shared.Daemon.Package("noop", id))).State);
 
         var info = await ApiErrorTests.WaitForState(client, id, PluginState.Terminated);
         Assert.Equal(PluginState.Terminated, info.State);
         Assert.Equal("SECURITY_VIOLATION", info.StateReason);
+        Assert.Contains("broke the worker protocol", info.StateMessage);
+        Assert.Contains(how, info.StateMessage);
         Assert.True(await Eventually(() => AuditEvents(shared.Daemon).Contains(("SECURITY_VIOLATION", id))),
             $"no SECURITY_VIOLATION record for {id} in {shared.Daemon.AuditPath}");
-        await AssertCleanAndServing(shared, Behaviour.StrayStdout);
+        await AssertCleanAndServing(shared, behaviour);
     }
 
     [Fact]
@@ -104,21 +108,6 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
         Assert.Equal(PluginState.Terminated, info.State);
         Assert.Equal("TIMEOUT", info.StateReason);
         await AssertCleanAndServing(shared, Behaviour.HangMidCall);
-    }
-
-    [Fact]
-    public async Task A_reply_to_a_request_never_made_terminates_the_plugin_as_a_SECURITY_VIOLATION()
-    {
-        var id = IdFor(Behaviour.UnsolicitedReply);
-        shared.UseWorker(Behaviour.UnsolicitedReply);
-        using var client = shared.Daemon.Client();
-        Assert.Equal(PluginState.Ready, (await client.LoadAsync(shared.Daemon.Package("noop", id))).State);
-
-        var info = await ApiErrorTests.WaitForState(client, id, PluginState.Terminated);
-        Assert.Equal("SECURITY_VIOLATION", info.StateReason);
-        Assert.Contains("protocol", info.StateMessage);
-        Assert.True(await Eventually(() => AuditEvents(shared.Daemon).Contains(("SECURITY_VIOLATION", id))));
-        await AssertCleanAndServing(shared, Behaviour.UnsolicitedReply);
     }
 
     [Fact]

@@ -11,6 +11,8 @@ Console.SetOut(Console.Error);
 
 string? behaviour = null, socketPath = null;
 int? parentPid = null;
+// The daemon's --watch-stdin is a flag without a value; this fake worker watches its parent its own way.
+args = args.Where(argument => argument != WorkerHandshake.WatchStdinFlag).ToArray();
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])

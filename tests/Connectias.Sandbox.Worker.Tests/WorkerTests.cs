@@ -173,6 +173,24 @@ public class WorkerTests
     }
 
     [Fact]
+    public void With_watch_stdin_the_worker_exits_once_its_stdin_reaches_end_of_file()
+    {
+        var directory = Directory.CreateTempSubdirectory("connectias-stdin-").FullName;
+        var start = WorkerProcess.StartInfo(Path.Combine(directory, "w.sock"));
+        start.ArgumentList.Add(WorkerHandshake.WatchStdinFlag);
+        start.RedirectStandardInput = true;
+        using var process = Spawner.Start(start);
+        Assert.StartsWith("CONNECTIAS-WORKER|", process.StandardOutput.ReadLine());
+        Assert.False(process.WaitForExit(300)); // alive while the pipe is open
+
+        process.StandardInput.Close(); // what the kernel does when the daemon dies, however it died
+        Assert.True(process.WaitForExit(10_000), "the worker outlived its stdin");
+        Assert.Equal(3, process.ExitCode);
+        Assert.Contains("stdin reached end of file: the daemon is gone", process.StandardError.ReadToEnd());
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
     public void SIGTERM_stops_the_worker_and_removes_its_socket()
     {
         using var worker = WorkerProcess.Start();

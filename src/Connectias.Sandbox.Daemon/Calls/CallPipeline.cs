@@ -26,6 +26,9 @@ internal sealed class CallPipeline : IDisposable
     private readonly Lock _sync = new();
     private readonly Queue<InFlight> _inFlight = new();
     private readonly Timer _watchdog;
+    private SandboxException? _brokenBy; // the outcome that ends the worker: every later one is "stopped before it ran"
+    private Task _lastDecided = Task.CompletedTask;
+    private bool _disposed;
 
     public CallPipeline(WorkerConnection connection, string pluginId, ResourceLimits limits, TimeSpan callGrace, int depth, Func<SandboxException?> endedBy)
     {
@@ -42,9 +45,12 @@ internal sealed class CallPipeline : IDisposable
     /// <summary>Called with a call's job when its turn in the worker begins (it becomes the oldest unanswered one).</summary>
     public Action<CallJob>? TurnBegins { get; init; }
 
-    private sealed record InFlight(ulong Id, CallJob Job, TimeSpan Window)
+    private sealed record InFlight(ulong Id, CallJob Job, TimeSpan Window, Task PreviousDecided)
     {
         public TaskCompletionSource Hung { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Its outcome is decided; the next call's waits for it, so outcomes are decided in call order.</summary>
+        public TaskCompletionSource Decided { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         /// <summary>When its turn in the worker began (Stopwatch ticks); set under the pipeline's lock.</summary>
         public long TurnStarted { get; set; }
@@ -80,7 +86,8 @@ internal sealed class CallPipeline : IDisposable
         lock (_sync)
         {
             (var id, reply) = _connection.Send(request);
-            call = new InFlight(id, job, window);
+            call = new InFlight(id, job, window, _lastDecided);
+            _lastDecided = call.Decided.Task;
             _inFlight.Enqueue(call);
             if (_inFlight.Count == 1) BeginTurn(call);
         }
@@ -113,16 +120,27 @@ internal sealed class CallPipeline : IDisposable
         using var cancel = call.Job.Cancellation.Register(() => _connection.Post(new WorkerRequest { Cancel = new CancelRequest { TargetId = call.Id } }));
         try
         {
-            if (await Task.WhenAny(reply, call.Hung.Task) != reply) return Hung(call);
-            return Map((await reply).Execute);
+            var outcome = await Task.WhenAny(reply, call.Hung.Task) != reply ? Hung(call) : Map((await reply).Execute);
+            await call.PreviousDecided; // replies come in order, but their continuations may not run in order
+            lock (_sync)
+            {
+                // After a call that ends the worker (a fatal fault, a hang), the worker may still answer the calls
+                // behind it ("terminated by an earlier ..."), or the kill fails them: they never ran, and only the
+                // first decides why the worker ends.
+                if (_brokenBy is { } cause) return new CallOutcome(null, CallQueue.StoppedBeforeRunning(cause), Ran: false);
+                if (outcome.Terminate) _brokenBy = outcome.Error;
+            }
+
+            return outcome;
         }
         catch (WorkerConnectionException e)
         {
+            await call.PreviousDecided;
             if (_endedBy() is { } cause)
             {
                 // The daemon ended this worker on purpose: the call whose turn it was learns why; those behind it never ran.
                 bool running;
-                lock (_sync) running = _inFlight.TryPeek(out var head) && head == call;
+                lock (_sync) running = _brokenBy is null && _inFlight.TryPeek(out var head) && head == call;
                 return running ? new CallOutcome(null, cause, Ran: true) : new CallOutcome(null, CallQueue.StoppedBeforeRunning(cause), Ran: false);
             }
 
@@ -137,13 +155,14 @@ internal sealed class CallPipeline : IDisposable
         }
         finally
         {
+            call.Decided.TrySetResult();
             lock (_sync)
             {
                 if (_inFlight.TryPeek(out var head) && head == call)
                 {
                     _inFlight.Dequeue();
                     if (_inFlight.TryPeek(out var next)) BeginTurn(next);
-                    else _watchdog.Change(Timeout.Infinite, Timeout.Infinite);
+                    else if (!_disposed) _watchdog.Change(Timeout.Infinite, Timeout.Infinite);
                 }
             }
 
@@ -180,7 +199,7 @@ internal sealed class CallPipeline : IDisposable
     private void BeginTurn(InFlight call)
     {
         call.TurnStarted = Stopwatch.GetTimestamp();
-        _watchdog.Change(call.Window + _callGrace, Timeout.InfiniteTimeSpan);
+        if (!_disposed) _watchdog.Change(call.Window + _callGrace, Timeout.InfiniteTimeSpan);
         TurnBegins?.Invoke(call.Job);
     }
 
@@ -188,7 +207,7 @@ internal sealed class CallPipeline : IDisposable
     {
         lock (_sync)
         {
-            if (!_inFlight.TryPeek(out var head)) return;
+            if (_disposed || !_inFlight.TryPeek(out var head)) return;
             // The timer may have been armed for a call answered just now: only the current head's own time counts.
             var left = head.Window + _callGrace - Stopwatch.GetElapsedTime(head.TurnStarted);
             if (left > TimeSpan.Zero) _watchdog.Change(left, Timeout.InfiniteTimeSpan);
@@ -196,5 +215,12 @@ internal sealed class CallPipeline : IDisposable
         }
     }
 
-    public void Dispose() => _watchdog.Dispose();
+    public void Dispose()
+    {
+        lock (_sync)
+        {
+            _disposed = true;
+            _watchdog.Dispose();
+        }
+    }
 }

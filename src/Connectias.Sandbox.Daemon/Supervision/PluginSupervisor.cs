@@ -71,6 +71,17 @@ internal sealed class PluginSupervisor(
         }
         catch (Exception e)
         {
+            if (e is WorkerConnectionException { ProtocolViolation: true } broken)
+            {
+                // Broke the protocol while loading: a security violation, audited as one, whoever notices first.
+                var violation = new SandboxException(ErrorReason.SecurityViolation, $"the worker of plugin {plugin.Id} broke the worker protocol: {broken.Message}", ErrorMetadata.For(plugin.Id));
+                if (worker.TryBeginStopping(violation))
+                {
+                    audit.Record(AuditEvents.SecurityViolation, plugin.Id, json => AuditTrail.WriteCause(json, violation, worker.Pid));
+                    await stopper.StopAsync(worker, graceful: false);
+                }
+            }
+
             var cause = worker.EndedBy;
             if (worker.TryBeginStopping(null)) await stopper.StopAsync(worker, graceful: false);
             if (cause is not null) throw cause; // the daemon ended it while loading (it broke the protocol, say)
@@ -205,11 +216,23 @@ internal sealed class PluginSupervisor(
             return;
         }
 
-        tasks.Run($"a call of {plugin.Id}", async () =>
+        // Not a tracked background task (one per call would cost a thread-pool hop and a registry entry): it ends with
+        // the call's outcome, which comes when the worker answers or when it is stopped.
+        _ = CompleteCallAsync(plugin, worker, job, outcome);
+    }
+
+    private async Task CompleteCallAsync(ManagedPlugin plugin, WorkerHandle worker, CallJob job, Task<CallOutcome> outcome)
+    {
+        using var span = job.WorkerSpan;
+        try
         {
-            using var span = job.WorkerSpan;
             await HandleOutcomeAsync(plugin, worker, job, await outcome);
-        });
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "a call of {PluginId} failed in the daemon", plugin.Id);
+            job.Result.TrySetException(e as SandboxException ?? new SandboxException(ErrorReason.PluginCrashed, $"the call failed in the daemon: {e.Message}", ErrorMetadata.For(plugin.Id), e));
+        }
     }
 
     private async Task HandleOutcomeAsync(ManagedPlugin plugin, WorkerHandle worker, CallJob job, CallOutcome outcome)

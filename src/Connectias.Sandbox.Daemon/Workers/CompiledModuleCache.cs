@@ -86,25 +86,28 @@ internal sealed class CompiledModuleCache
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _logger.LogWarning("compiled-module cache: cannot write {Path}: {Problem}", path, e.Message);
-            File.Delete(temporary);
+            DeleteQuietly(temporary);
         }
     }
 
     /// <summary>Forgets the entry (the worker's engine refused it although it authenticated: another Wasmtime build).</summary>
-    public void Remove(string engine, ReadOnlySpan<byte> module) => File.Delete(PathOf(Key(engine, module)));
+    public void Remove(string engine, ReadOnlySpan<byte> module) => DeleteQuietly(PathOf(Key(engine, module)));
 
     /// <summary>Deletes the least recently used entries until the cache fits its size.</summary>
     private void Trim()
     {
         lock (_trimming)
         {
+            // Temporary files a crash left behind (a write in progress is younger than a minute).
+            foreach (var leftover in new DirectoryInfo(_directory).GetFiles("*.tmp-*").Where(f => f.LastWriteTimeUtc < DateTime.UtcNow.AddMinutes(-1)))
+                DeleteQuietly(leftover.FullName);
             var entries = new DirectoryInfo(_directory).GetFiles("*.cwasm").OrderByDescending(f => f.LastWriteTimeUtc).ToList();
             long total = 0;
             foreach (var entry in entries)
             {
                 total += entry.Length;
                 if (total <= _maxBytes) continue;
-                entry.Delete();
+                DeleteQuietly(entry.FullName);
                 _logger.LogInformation("compiled-module cache: evicted {Path} (the cache holds at most {Max} bytes)", entry.FullName, _maxBytes);
             }
         }
@@ -113,8 +116,20 @@ internal sealed class CompiledModuleCache
     private byte[]? Discard(string path, string why)
     {
         _logger.LogWarning("compiled-module cache: discarded {Path}: {Why}; the module is compiled again", path, why);
-        File.Delete(path);
+        DeleteQuietly(path);
         return null;
+    }
+
+    private void DeleteQuietly(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("compiled-module cache: cannot delete {Path}: {Problem}", path, e.Message);
+        }
     }
 
     /// <summary>A hit counts as a use: the file's time stamp orders eviction.</summary>

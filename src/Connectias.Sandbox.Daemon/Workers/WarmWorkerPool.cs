@@ -142,19 +142,46 @@ internal static class StorageSlots
     }
 
     /// <summary>
-    /// Makes <paramref name="slot"/> the plugin's storage directory <paramref name="storage"/>: what the plugin stored
-    /// before moves into the slot (renames on one file system), then the slot takes the directory's name.
+    /// Makes <paramref name="slot"/> the plugin's storage directory <paramref name="storage"/>, with renames only (no
+    /// copy, so a file is never half-moved): the old directory moves into the slot, its entries up beside it, and the
+    /// slot takes the directory's name. Any failure puts every entry back under <paramref name="storage"/> and throws;
+    /// the slot is then empty (or, if even that failed, named in the log and left alone with the data in it).
     /// </summary>
-    public static void Adopt(string slot, string storage)
+    public static void Adopt(string slot, string storage, ILogger logger)
     {
-        if (Directory.Exists(storage))
+        var staging = Path.Combine(slot, ".adopting");
+        try
         {
-            foreach (var file in Directory.EnumerateFiles(storage)) File.Move(file, Path.Combine(slot, Path.GetFileName(file)));
-            foreach (var directory in Directory.EnumerateDirectories(storage)) Directory.Move(directory, Path.Combine(slot, Path.GetFileName(directory)));
-            Directory.Delete(storage);
-        }
+            if (Directory.Exists(storage))
+            {
+                Directory.Move(storage, staging); // one rename; across file systems it fails here, before anything moved
+                foreach (var entry in Directory.EnumerateFileSystemEntries(staging)) MoveEntry(entry, Path.Combine(slot, Path.GetFileName(entry)));
+                Directory.Delete(staging);
+            }
 
-        StateDirectory.CreatePrivate(Path.GetDirectoryName(storage)!);
-        Directory.Move(slot, storage);
+            StateDirectory.CreatePrivate(Path.GetDirectoryName(storage)!);
+            Directory.Move(slot, storage);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try
+            {
+                if (Directory.Exists(staging) && !Directory.Exists(storage)) Directory.Move(staging, storage);
+                StateDirectory.CreatePrivate(storage);
+                foreach (var entry in Directory.EnumerateFileSystemEntries(slot)) MoveEntry(entry, Path.Combine(storage, Path.GetFileName(entry)));
+            }
+            catch (Exception again) when (again is IOException or UnauthorizedAccessException)
+            {
+                logger.LogError("storage of {Storage} could not be put back after a failed hand-over ({Problem}); what is left of it is in {Slot}", storage, again.Message, slot);
+            }
+
+            throw;
+        }
+    }
+
+    private static void MoveEntry(string from, string to)
+    {
+        if (Directory.Exists(from)) Directory.Move(from, to);
+        else File.Move(from, to);
     }
 }

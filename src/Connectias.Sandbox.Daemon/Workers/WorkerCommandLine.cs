@@ -51,6 +51,7 @@ internal sealed class WorkerCommandLine
         foreach (var part in setsid ? command : command.Skip(1)) start.ArgumentList.Add(part);
         start.ArgumentList.Add("--socket");
         start.ArgumentList.Add(socket);
+        start.ArgumentList.Add(WorkerHandshake.WatchStdinFlag);
         start.ArgumentList.Add("--parent-pid");
         start.ArgumentList.Add(Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         start.Environment.Clear();
@@ -89,7 +90,7 @@ internal sealed class WorkerCommandLine
             start.ArgumentList.Add(value);
         }
 
-        foreach (var argument in new[] { "--" }.Concat(WorkerCommand()).Concat(["--socket", socket])) start.ArgumentList.Add(argument);
+        foreach (var argument in new[] { "--" }.Concat(WorkerCommand()).Concat(["--socket", socket, WorkerHandshake.WatchStdinFlag])) start.ArgumentList.Add(argument);
         start.Environment.Clear();
         start.Environment["PATH"] = "/usr/bin:/bin";
         return start;

@@ -139,13 +139,10 @@ internal sealed class WorkerHandle : IDisposable
 
     public void Dispose()
     {
+        Connection.Dispose(); // first: the calls still waiting fail now, while their pipeline can still account for them
         Pipeline?.Dispose();
-        Connection.Dispose();
-        // Process.Dispose leaves redirected streams open once they were read synchronously (the handshake, the log):
-        // their pipes are closed here, or each stopped worker would keep two descriptors.
-        Process.StandardOutput.Dispose();
-        Process.StandardError.Dispose();
-        Process.Dispose();
+        // Closing stdin also tells a worker still running that the daemon is done with it (--watch-stdin).
+        WorkerLauncher.DisposeWithStreams(Process);
         Lifetime.Dispose();
         NetworkLifetime.Dispose();
     }

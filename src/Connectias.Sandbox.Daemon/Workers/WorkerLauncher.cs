@@ -53,13 +53,12 @@ internal sealed class WorkerLauncher : IDisposable
         var start = UseBubblewrap ? _commandLine.Bubblewrap(runDirectory, storageDirectory, socket) : _commandLine.Plain(socket);
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
-        start.RedirectStandardInput = true; // empty: nothing to read from the daemon's terminal
+        start.RedirectStandardInput = true; // never written: its end of file tells the worker the daemon is gone (--watch-stdin)
         start.UseShellExecute = false;
 
         var spawned = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
         _spawnQueue.Add((start, spawned), cancellation);
         var process = await spawned.Task;
-        process.StandardInput.Close();
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
@@ -94,7 +93,7 @@ internal sealed class WorkerLauncher : IDisposable
         {
             ProcessTree.KillTree(process.Id);
             await process.WaitForExitAsync(CancellationToken.None);
-            process.Dispose();
+            DisposeWithStreams(process);
             throw new SandboxException(ErrorReason.ResourceExhausted,
                 $"the worker gave no handshake within {_options.WorkerStartTimeoutMs} ms (Sandbox:WorkerStartTimeoutMs)");
         }
@@ -102,9 +101,18 @@ internal sealed class WorkerLauncher : IDisposable
         {
             ProcessTree.KillTree(process.Id);
             await process.WaitForExitAsync(CancellationToken.None);
-            process.Dispose();
+            DisposeWithStreams(process);
             throw;
         }
+    }
+
+    /// <summary>Process.Dispose leaves redirected streams it handed out open: each is a pipe descriptor to close.</summary>
+    public static void DisposeWithStreams(Process process)
+    {
+        process.StandardInput.Dispose();
+        process.StandardOutput.Dispose();
+        process.StandardError.Dispose();
+        process.Dispose();
     }
 
     /// <summary>The next line, but no more than <paramref name="max"/> characters of it: a child is not trusted to end its lines.</summary>

@@ -19,17 +19,26 @@ internal sealed class WorkerSource(DaemonOptions options, WorkerLauncher launche
     public async Task<(WorkerHandle Worker, string? StorageDirectory)> AcquireAsync(string pluginId, bool storage, CancellationToken cancellation)
     {
         var storageDirectory = storage ? Path.Combine(options.StateDir, "storage", pluginId) : null;
-        // A replacement starts beside the old version, which still uses the directory: then a fresh worker binds it as it is.
-        var storageBusy = storage && _storageUsers.GetValueOrDefault(pluginId) > 0;
-        var acquired = (storageBusy ? null : await TakeWarmAsync(pluginId, storageDirectory)) ?? await StartFreshAsync(pluginId, storageDirectory, cancellation);
-        if (storage)
-        {
-            _storageUsers.AddOrUpdate(pluginId, 1, (_, users) => users + 1);
-            _ = acquired.Worker.Stopped.ContinueWith(_ => _storageUsers.AddOrUpdate(pluginId, 0, (_, users) => users - 1), TaskScheduler.Default);
-        }
+        if (!storage) return await TakeWarmAsync(pluginId, null) ?? await StartFreshAsync(pluginId, null, cancellation);
 
-        return acquired;
+        // The directory counts as used from now (not once a worker is found: a fresh start takes a while), so a
+        // replacement starting beside the old version, or beside a restart still starting, leaves the files where
+        // they are and gets a fresh worker that binds the directory as it is.
+        var busy = _storageUsers.AddOrUpdate(pluginId, 1, (_, users) => users + 1) > 1;
+        try
+        {
+            var acquired = (busy ? null : await TakeWarmAsync(pluginId, storageDirectory)) ?? await StartFreshAsync(pluginId, storageDirectory, cancellation);
+            _ = acquired.Worker.Stopped.ContinueWith(_ => Release(pluginId), TaskScheduler.Default);
+            return acquired;
+        }
+        catch
+        {
+            Release(pluginId);
+            throw;
+        }
     }
+
+    private void Release(string pluginId) => _storageUsers.AddOrUpdate(pluginId, 0, (_, users) => users - 1);
 
     private async Task<(WorkerHandle Worker, string? StorageDirectory)?> TakeWarmAsync(string pluginId, string? storageDirectory)
     {
@@ -43,7 +52,7 @@ internal sealed class WorkerSource(DaemonOptions options, WorkerLauncher launche
                 // Inside the sandbox the slot stays mounted where it was; outside it becomes the plugin's directory.
                 if (storageDirectory is not null)
                 {
-                    StorageSlots.Adopt(slot, storageDirectory);
+                    StorageSlots.Adopt(slot, storageDirectory, logger);
                     seenByWorker = slot;
                 }
                 else
@@ -61,10 +70,12 @@ internal sealed class WorkerSource(DaemonOptions options, WorkerLauncher launche
 
             return (worker, seenByWorker);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             logger.LogWarning("a warm worker could not take plugin {PluginId} ({Problem}); starting a fresh one", pluginId, e.Message);
             if (worker.TryBeginStopping(null)) await stopper.StopAsync(worker, graceful: false);
+            // The slot is empty after a failed hand-over (Adopt put everything back); one that is not keeps what is in it.
+            if (worker.StorageSlot is { } slot && Directory.Exists(slot) && !Directory.EnumerateFileSystemEntries(slot).Any()) Directory.Delete(slot);
             return null;
         }
     }
