@@ -8,17 +8,21 @@ using Google.Protobuf;
 namespace Connectias.Sandbox.Worker;
 
 /// <summary>
-/// The worker's side of its one connection (worker.proto). A reading thread takes frames as they come: Load,
-/// Compile, Execute and Cleanup join the turns, which one thread runs in arrival order (a Wasmtime store is
-/// single-threaded and SPEC §2 promises plugins arrival order); GetStatus, Cancel and BrokerReply are handled at
-/// once. Both threads block in the kernel while nothing happens. Failures come back as a Fault in the reply,
-/// fatal when the supervisor must terminate the plugin.
+/// The worker's side of its one connection (worker.proto). Frames are taken as they come: Load, Compile, Execute and
+/// Cleanup join the turns, which run one at a time in arrival order (a Wasmtime store is single-threaded and SPEC §2
+/// promises plugins arrival order); GetStatus, Cancel and BrokerReply are handled when read. The reading thread runs
+/// the turns itself, each after reading every frame already sent (so a Cancel right behind its call still counts):
+/// no hand-off between threads per call. A plugin that may use the network needs the reading thread free during a
+/// call (its http_request waits for a BrokerReply), so its Load switches the session to a second thread for turns.
+/// Threads block in the kernel while nothing happens. Failures come back as a Fault in the reply, fatal when the
+/// supervisor must terminate the plugin.
 /// </summary>
 internal sealed class WorkerSession(Socket connection, WorkerState state)
 {
     private readonly NetworkStream _stream = new(connection, ownsSocket: true);
     private readonly Lock _writeLock = new();
-    private readonly BlockingCollection<WorkerRequest> _turns = new();
+    private readonly Queue<WorkerRequest> _turns = new(); // run by the reading thread
+    private BlockingCollection<WorkerRequest>? _turnsThread; // once a networked plugin loads: run by their own thread
     private readonly ConcurrentDictionary<ulong, bool> _cancelled = new();
     private FrameNetworkBroker? _broker;
     private CompiledModule? _compiled;
@@ -28,24 +32,34 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
     public void Run()
     {
         _broker = new FrameNetworkBroker(Send);
-        new Thread(RunTurns) { IsBackground = true, Name = "plugin-turns" }.Start();
+        var reads = new FrameSource(connection);
         try
         {
-            using var reads = new BufferedStream(_stream, 64 * 1024);
-            while (WorkerFrames.Read(reads, WorkerRequest.Parser) is { } request) Take(request);
+            while (true)
+            {
+                if (_turnsThread is null && _turns.Count > 0 && !reads.DataWaiting)
+                {
+                    RunTurn(_turns.Dequeue());
+                    continue;
+                }
+
+                if (WorkerFrames.Read(reads, WorkerRequest.Parser) is not { } request) break;
+                Take(request);
+            }
+
             state.Log.Worker("info", "the supervisor closed the connection; exiting");
         }
         catch (WorkerProtocolException e)
         {
             state.Log.Worker("error", $"the supervisor broke the worker protocol ({e.Message}); exiting");
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or SocketException)
         {
             state.Log.Worker("warning", $"the connection to the supervisor failed ({e.Message}); exiting");
         }
 
         _broker.Close();
-        _turns.CompleteAdding();
+        _turnsThread?.CompleteAdding();
     }
 
     private void Take(WorkerRequest request)
@@ -53,7 +67,9 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
         switch (request.BodyCase)
         {
             case WorkerRequest.BodyOneofCase.Load or WorkerRequest.BodyOneofCase.Compile or WorkerRequest.BodyOneofCase.Execute or WorkerRequest.BodyOneofCase.Cleanup:
-                _turns.Add(request);
+                if (_turnsThread is null && request.BodyCase == WorkerRequest.BodyOneofCase.Load && request.Load.NetworkBroker) StartTurnsThread();
+                if (_turnsThread is not null) _turnsThread.Add(request);
+                else _turns.Enqueue(request);
                 break;
             case WorkerRequest.BodyOneofCase.Cancel:
                 _cancelled[request.Cancel.TargetId] = true;
@@ -70,21 +86,34 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
         }
     }
 
-    private void RunTurns()
+    /// <summary>From now on turns run on their own thread, the ones already waiting first.</summary>
+    private void StartTurnsThread()
     {
-        foreach (var request in _turns.GetConsumingEnumerable())
+        var turns = new BlockingCollection<WorkerRequest>();
+        while (_turns.TryDequeue(out var waiting)) turns.Add(waiting);
+        _turnsThread = turns;
+        new Thread(() =>
         {
-            var reply = request.BodyCase switch
-            {
-                WorkerRequest.BodyOneofCase.Load => new WorkerReply { Load = Load(request.Load) },
-                WorkerRequest.BodyOneofCase.Compile => new WorkerReply { Compile = Compile(request.Compile) },
-                WorkerRequest.BodyOneofCase.Execute => new WorkerReply { Execute = Execute(request.Id, request.Execute) },
-                _ => new WorkerReply { Cleanup = Cleanup(request.Cleanup) },
-            };
-            state.Refresh();
-            reply.Id = request.Id;
-            Send(reply);
-        }
+            foreach (var request in turns.GetConsumingEnumerable()) RunTurn(request);
+        })
+        {
+            IsBackground = true,
+            Name = "plugin-turns",
+        }.Start();
+    }
+
+    private void RunTurn(WorkerRequest request)
+    {
+        var reply = request.BodyCase switch
+        {
+            WorkerRequest.BodyOneofCase.Load => new WorkerReply { Load = Load(request.Load) },
+            WorkerRequest.BodyOneofCase.Compile => new WorkerReply { Compile = Compile(request.Compile) },
+            WorkerRequest.BodyOneofCase.Execute => new WorkerReply { Execute = Execute(request.Id, request.Execute) },
+            _ => new WorkerReply { Cleanup = Cleanup(request.Cleanup) },
+        };
+        state.Refresh();
+        reply.Id = request.Id;
+        Send(reply);
     }
 
     private void Send(WorkerReply reply)
