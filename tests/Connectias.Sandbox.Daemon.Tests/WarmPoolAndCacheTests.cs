@@ -87,6 +87,17 @@ public sealed class WarmPoolAndCacheTests
         Assert.NotEqual(bytes, File.ReadAllBytes(entry));
     }
 
+    [Fact]
+    public async Task A_module_the_load_checks_refuse_is_not_kept_in_the_cache()
+    {
+        using var daemon = DaemonProcess.Start("{}");
+        using var client = daemon.Client();
+        var error = await Assert.ThrowsAsync<SandboxException>(() => client.LoadAsync(daemon.Package("missing_export", "com.test.refused")));
+        Assert.Equal(ErrorReason.CorruptedData, error.Reason);
+        var modules = Path.Combine(daemon.StateDir, "cache", "modules");
+        Assert.True(!Directory.Exists(modules) || Directory.GetFiles(modules, "*.cwasm").Length == 0);
+    }
+
     /// <summary>Workers waiting in the pool: run directory name → pid of the worker process itself (inside bubblewrap or not).</summary>
     private static Dictionary<string, int> PoolWorkers(DaemonProcess daemon)
     {

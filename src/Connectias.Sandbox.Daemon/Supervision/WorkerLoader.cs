@@ -32,19 +32,20 @@ internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache ca
             load.Precompiled = ByteString.Empty;
         }
 
-        if (cache.Enabled)
-        {
-            var compile = await worker.Connection.CompileAsync(new WorkerV1.CompileRequest { Module = UnsafeByteOperations.UnsafeWrap(module) }, timeout, cancellation);
-            if (compile.Fault is { } fault) throw WorkerFaults.ToError(fault, plugin.Id);
-            cache.Put(worker.Engine, module.Span, compile.Compiled.Span);
-            load.UseCompiled = true;
-        }
-        else
+        if (!cache.Enabled)
         {
             load.Module = UnsafeByteOperations.UnsafeWrap(module);
+            return await worker.Connection.LoadAsync(load, timeout, cancellation);
         }
 
-        return await worker.Connection.LoadAsync(load, timeout, cancellation);
+        var compile = await worker.Connection.CompileAsync(new WorkerV1.CompileRequest { Module = UnsafeByteOperations.UnsafeWrap(module) }, timeout, cancellation);
+        if (compile.Fault is { } fault) throw WorkerFaults.ToError(fault, plugin.Id);
+        load.UseCompiled = true;
+        var loaded = await worker.Connection.LoadAsync(load, timeout, cancellation);
+        // Kept only for a module that loads (one the checks refuse would only take room); the code itself was
+        // received before any of the plugin's code ran in the worker.
+        if (loaded.Fault is null) cache.Put(worker.Engine, module.Span, compile.Compiled.Span);
+        return loaded;
     }
 
     private static WorkerV1.LoadRequest Request(ManagedPlugin plugin, string? storageDirectory, bool networkBroker)
