@@ -35,6 +35,13 @@ public static class ErrorStatus
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "no status code for this reason"),
     };
 
+    /// <summary>
+    /// The most characters of an error's message a status carries. The message travels in the HTTP/2 trailers twice
+    /// (grpc-message and grpc-status-details-bin): a plugin's 64 KiB error message there once broke the caller's whole
+    /// connection, other calls on it included.
+    /// </summary>
+    public const int MaxStatusMessageChars = 2048;
+
     /// <summary>The exception a gRPC service throws for a sandbox error.</summary>
     public static RpcException ToRpcException(SandboxException error)
     {
@@ -43,11 +50,15 @@ public static class ErrorStatus
         var status = new Google.Rpc.Status
         {
             Code = (int)StatusCodeOf(error.Reason),
-            Message = error.Message,
+            Message = Bounded(error.Message),
             Details = { Any.Pack(info) },
         };
         return status.ToRpcException();
     }
+
+    private static string Bounded(string message) => message.Length <= MaxStatusMessageChars
+        ? message
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{message[..MaxStatusMessageChars]}... (cut: {message.Length} characters in all)");
 
     /// <summary>
     /// Recovers the sandbox error from a status a daemon sent, or null when the status carries no

@@ -65,6 +65,13 @@ public sealed class PluginInstance : IDisposable
         _linker.DefineWasi();
         // A host-side sleep would outlast the call's deadline (epochs interrupt only WebAssembly code).
         _linker.DefineFunction(AbiContract.WasiModule, "poll_oneoff", (int _, int _, int _, int _) => WasiErrnoNotSupported);
+        // Wasmtime's own proc_exit turns a code of 126 or more into an ordinary error (not an exit): any code is a
+        // crash of the plugin, reported with its code.
+        _linker.DefineFunction(AbiContract.WasiModule, "proc_exit", (int code) =>
+        {
+            throw new SandboxException(ErrorReason.PluginCrashed, $"plugin {PluginId} called proc_exit({code})",
+                ErrorMetadata.For(PluginId, ("exit_code", code.ToString(CultureInfo.InvariantCulture))));
+        });
         HostFunctions.Define(_linker, this);
     }
 

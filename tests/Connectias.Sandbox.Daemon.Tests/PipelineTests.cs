@@ -41,3 +41,33 @@ public sealed class PipelineTests(SharedDaemon shared)
         }
     }
 }
+
+/// <summary>What a plugin puts in an error message cannot break its caller's connection.</summary>
+[Collection("daemon")]
+public sealed class ErrorMessageTests(SharedDaemon shared)
+{
+    [Fact]
+    public async Task A_64_KiB_error_message_is_cut_in_the_status_and_the_callers_connection_carries_on()
+    {
+        using var client = shared.Daemon.Client();
+        await client.LoadAsync(shared.Daemon.Package("long_error", "com.test.long-error"));
+        await client.LoadAsync(shared.Daemon.Package("noop", "com.test.beside-long-error"));
+        try
+        {
+            // Both on one connection, at the same time: the big failure must not take the other call with it.
+            var failing = client.ExecuteAsync("com.test.long-error", "run");
+            var ordinary = client.ExecuteAsync("com.test.beside-long-error", "run");
+            var error = await Assert.ThrowsAsync<SandboxException>(() => failing);
+            Assert.Equal(ErrorReason.PluginError, error.Reason);
+            Assert.InRange(error.Message.Length, 2048, Contracts.ErrorStatus.MaxStatusMessageChars + 100);
+            Assert.Contains("characters in all)", error.Message);
+            Assert.Empty((await ordinary).Output);
+            Assert.Empty((await client.ExecuteAsync("com.test.beside-long-error", "run")).Output);
+        }
+        finally
+        {
+            await client.UnloadAsync("com.test.long-error");
+            await client.UnloadAsync("com.test.beside-long-error");
+        }
+    }
+}
