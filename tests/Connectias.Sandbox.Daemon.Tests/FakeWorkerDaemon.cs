@@ -16,11 +16,14 @@ public sealed class FakeWorkerDaemon : IDisposable
     public static readonly string FakeWorkerDll = Path.Combine(AppContext.BaseDirectory, "Connectias.Sandbox.FakeWorker.dll");
     private static readonly string RealWorkerDll = Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker.dll");
 
-    /// <summary>What the hello sample needs for everyone; a 1 s call timeout for the plugin that hangs.</summary>
+    /// <summary>What the hello sample needs for everyone; a 1 s timeout for the plugins that hang.</summary>
     private const string Policy = """
         {
           "default": { "permissions": ["storage", "system_info"] },
-          "plugins": { "com.test.hang-mid-call": { "limits": { "timeout_ms": 1000 } } }
+          "plugins": {
+            "com.test.hang-mid-call": { "limits": { "timeout_ms": 1000 } },
+            "com.test.hang-in-load": { "limits": { "timeout_ms": 1000 } }
+          }
         }
         """;
 

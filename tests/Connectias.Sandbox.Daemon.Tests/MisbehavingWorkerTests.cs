@@ -126,6 +126,19 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
     }
 
     [Fact]
+    public async Task A_load_that_overruns_its_time_fails_with_TIMEOUT_and_its_worker_is_killed()
+    {
+        using var daemon = FakeWorkerDaemon.Start(("WorkerLoadGraceMs", "0"), ("CallGraceMs", "0"));
+        var clock = Stopwatch.StartNew();
+        var error = await LoadRefused(daemon, Behaviour.HangInLoad, StatusCode.DeadlineExceeded, ErrorReason.Timeout);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), Patience); // the noop's timeout_ms of 1000 and no grace
+        Assert.Contains("overran", error.Message);
+        Assert.Equal("1000", error.Metadata["limit"]);
+        await AssertNotLoaded(daemon, Behaviour.HangInLoad);
+        await AssertCleanAndServing(daemon, Behaviour.HangInLoad);
+    }
+
+    [Fact]
     public async Task A_load_whose_caller_goes_away_is_withdrawn_not_left_LOADING()
     {
         // A worker that never hands shake keeps the load waiting for certain while its caller gives up.

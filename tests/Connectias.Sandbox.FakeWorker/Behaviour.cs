@@ -24,6 +24,9 @@ public static class Behaviour
     /// <summary>Hands shake and serves; Load succeeds, Execute never returns.</summary>
     public const string HangMidCall = "hang-mid-call";
 
+    /// <summary>Hands shake and serves; Load never returns (a compile that runs away, say).</summary>
+    public const string HangInLoad = "hang-in-load";
+
     /// <summary>Hands shake and serves; Load succeeds, then it sends a reply to a request the daemon never made.</summary>
     public const string UnsolicitedReply = "unsolicited-reply";
 
@@ -38,6 +41,6 @@ public static class Behaviour
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
-        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame,
+        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame, HangInLoad,
     };
 }

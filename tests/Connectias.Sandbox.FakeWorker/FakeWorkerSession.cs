@@ -14,6 +14,7 @@ internal static class FakeWorkerSession
         {
             case WorkerRequest.BodyOneofCase.Load:
                 if (behaviour == Behaviour.ExitDuringLoad) ProcessExit.Now(Behaviour.CrashStatus);
+                if (behaviour == Behaviour.HangInLoad) Thread.Sleep(Timeout.Infinite);
                 Send(connection, new WorkerReply { Id = request.Id, Load = new LoadResponse { MemoryBytes = 65536 } }); // one Wasm page, as the smallest plugin reports
                 if (behaviour == Behaviour.StrayStdout)
                 {
@@ -30,6 +31,7 @@ internal static class FakeWorkerSession
 
                 break;
             case WorkerRequest.BodyOneofCase.Compile:
+                if (behaviour == Behaviour.HangInLoad) Thread.Sleep(Timeout.Infinite);
                 Send(connection, new WorkerReply { Id = request.Id, Compile = new CompileResponse { Compiled = request.Compile.Module } });
                 break;
             case WorkerRequest.BodyOneofCase.Execute:

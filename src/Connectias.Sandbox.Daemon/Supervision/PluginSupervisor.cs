@@ -86,6 +86,13 @@ internal sealed class PluginSupervisor(
             if (worker.TryBeginStopping(null)) await stopper.StopAsync(worker, graceful: false);
             if (cause is not null) throw cause; // the daemon ended it while loading (it broke the protocol, say)
             if (e is SandboxException) throw;
+            if (e is TimeoutException)
+            {
+                // Compile, instantiate and plugin_init ran past the plugin's timeout and both graces: a runaway compile, say.
+                throw new SandboxException(ErrorReason.Timeout, $"loading {plugin.Id} overran its time ({e.Message}); its worker was killed",
+                    ErrorMetadata.For(plugin.Id, ("limit", ((long)(plugin.Limits.TimeoutMs + options.CallGraceMs + options.WorkerLoadGraceMs)).ToString(System.Globalization.CultureInfo.InvariantCulture))), e);
+            }
+
             throw new SandboxException(ErrorReason.InitFailed, $"the worker failed while loading {plugin.Id}: {e.Message}", ErrorMetadata.For(plugin.Id), e);
         }
 
