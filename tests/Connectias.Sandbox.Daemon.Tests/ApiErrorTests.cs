@@ -70,6 +70,35 @@ public class ApiErrorTests(SharedDaemon shared)
     }
 
     [Fact]
+    public async Task A_path_that_is_empty_missing_unreadable_or_not_a_regular_file_is_refused_at_once_with_one_message()
+    {
+        using var client = _daemon.Client();
+        var work = Directory.CreateTempSubdirectory("connectias-paths-").FullName;
+        try
+        {
+            var fifo = Path.Combine(work, "package.fifo");
+            using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo])) await mkfifo.WaitForExitAsync();
+            var empty = Path.Combine(work, "empty.zip");
+            File.WriteAllBytes(empty, []);
+
+            var emptyPath = await Refused(() => client.LoadFromPathAsync(""), StatusCode.InvalidArgument, "CORRUPTED_DATA");
+            Assert.Contains("path is empty", emptyPath.Message);
+            // A FIFO once held a thread for good (opening it waits for a writer); 20 of them must not stall the daemon.
+            var messages = new List<string>();
+            foreach (var path in Enumerable.Repeat(fifo, 20).Concat(["/nonexistent/plugin.zip", work, "/dev/zero", empty, "/root/../etc/shadow-does-not-exist"]))
+                messages.Add((await Refused(() => client.LoadFromPathAsync(path), StatusCode.InvalidArgument, "CORRUPTED_DATA")).Message.Replace(path, "PATH", StringComparison.Ordinal));
+            Assert.Single(messages.Distinct()); // nothing tells a caller which of these it was
+            Assert.Contains("no regular, non-empty file", messages[0]);
+            Assert.Equal(PluginState.Ready, (await Load("noop", "com.test.after-paths")).State);
+            await client.UnloadAsync("com.test.after-paths");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task CORRUPTED_DATA_for_a_module_with_a_foreign_import() =>
         Assert.Contains("env.system", (await Refused(() => Load("foreign_import", "com.test.foreign"), StatusCode.InvalidArgument, "CORRUPTED_DATA", "com.test.foreign")).Message);
 

@@ -117,12 +117,18 @@ internal sealed class PluginLoader(
         };
     }
 
+    private PluginPackage ReadFile(string path)
+    {
+        using var file = PackageFile.OpenRegular(path);
+        return _reader.Read(file);
+    }
+
     /// <summary>The package's checks and the policy's, in the SPEC's order; a plugin ready to register.</summary>
     private ManagedPlugin Verify(LoadPluginRequest request)
     {
         var package = request.SourceCase switch
         {
-            LoadPluginRequest.SourceOneofCase.Path => _reader.Read(request.Path),
+            LoadPluginRequest.SourceOneofCase.Path => ReadFile(request.Path),
             LoadPluginRequest.SourceOneofCase.Package => _reader.Read(request.Package.Memory),
             _ => throw new SandboxException(ErrorReason.CorruptedData, "LoadPlugin needs a path or the package bytes"),
         };
