@@ -139,6 +139,25 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
     }
 
     [Fact]
+    public async Task A_256_MiB_line_on_a_workers_stderr_is_cut_and_costs_the_daemon_no_memory_to_speak_of()
+    {
+        using var daemon = FakeWorkerDaemon.Start();
+        var id = IdFor(Behaviour.HugeStderrLine);
+        daemon.UseWorker(Behaviour.HugeStderrLine);
+        using var client = daemon.Daemon.Client();
+        await client.LoadAsync(daemon.Daemon.Package("noop", id));
+        Assert.True(await Eventually(() => daemon.Daemon.Log.Contains($"a log line of {Behaviour.HugeLineBytes} characters, cut", StringComparison.Ordinal)));
+        Assert.Empty((await client.ExecuteAsync(id, "run")).Output); // the fake worker echoes the (empty) args
+
+        // The daemon's peak resident memory, a count: holding the line would take more than 512 MiB.
+        var peak = File.ReadLines($"/proc/{daemon.Daemon.Pid}/status").Single(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        var peakKiB = long.Parse(peak.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(peakKiB < 400 * 1024, $"the daemon's peak RSS was {peakKiB} KiB");
+        await client.UnloadAsync(id);
+        await AssertCleanAndServing(daemon, Behaviour.HugeStderrLine);
+    }
+
+    [Fact]
     public async Task A_load_whose_caller_goes_away_is_withdrawn_not_left_LOADING()
     {
         // A worker that never hands shake keeps the load waiting for certain while its caller gives up.

@@ -24,6 +24,12 @@ public static class Behaviour
     /// <summary>Hands shake and serves; Load succeeds, Execute never returns.</summary>
     public const string HangMidCall = "hang-mid-call";
 
+    /// <summary>Hands shake and serves; Load succeeds after a 256 MiB line on stderr, then calls are answered.</summary>
+    public const string HugeStderrLine = "huge-stderr-line";
+
+    /// <summary>The length of that line.</summary>
+    public const int HugeLineBytes = 256 * 1024 * 1024;
+
     /// <summary>Hands shake and serves; Load never returns (a compile that runs away, say).</summary>
     public const string HangInLoad = "hang-in-load";
 
@@ -41,6 +47,6 @@ public static class Behaviour
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
-        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame, HangInLoad,
+        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame, HangInLoad, HugeStderrLine,
     };
 }

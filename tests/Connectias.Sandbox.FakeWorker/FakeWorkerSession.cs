@@ -15,6 +15,15 @@ internal static class FakeWorkerSession
             case WorkerRequest.BodyOneofCase.Load:
                 if (behaviour == Behaviour.ExitDuringLoad) ProcessExit.Now(Behaviour.CrashStatus);
                 if (behaviour == Behaviour.HangInLoad) Thread.Sleep(Timeout.Infinite);
+                if (behaviour == Behaviour.HugeStderrLine)
+                {
+                    using var stderr = Console.OpenStandardError();
+                    var chunk = new byte[1024 * 1024];
+                    Array.Fill(chunk, (byte)'x');
+                    for (var written = 0; written < Behaviour.HugeLineBytes; written += chunk.Length) stderr.Write(chunk);
+                    stderr.Write("\n"u8);
+                }
+
                 Send(connection, new WorkerReply { Id = request.Id, Load = new LoadResponse { MemoryBytes = 65536 } }); // one Wasm page, as the smallest plugin reports
                 if (behaviour == Behaviour.StrayStdout)
                 {

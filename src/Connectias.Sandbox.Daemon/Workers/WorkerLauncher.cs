@@ -150,8 +150,10 @@ internal sealed class WorkerLauncher : IDisposable
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         try
         {
-            var text = await reader.ReadToEndAsync(timeout.Token);
-            return text.Length > 2000 ? text[..2000] : text.Trim();
+            // At most 2000 characters: the rest of what a failed worker wrote is not read at all.
+            var text = new char[2000];
+            var length = await reader.ReadBlockAsync(text.AsMemory(), timeout.Token);
+            return new string(text, 0, length).Trim();
         }
         catch (OperationCanceledException)
         {

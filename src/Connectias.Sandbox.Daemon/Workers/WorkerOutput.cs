@@ -12,18 +12,25 @@ internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks
 {
     public const string PluginCategoryPrefix = "Connectias.Sandbox.Plugin.";
 
+    /// <summary>The longest log line kept from a worker; the rest of a longer one is dropped and counted.</summary>
+    public const int MaxLineChars = 16 * 1024;
+
     /// <summary>Follows both streams until the worker ends; <paramref name="onProtocolBreak"/> runs once if stdout speaks.</summary>
     public void Follow(string pluginId, WorkerHandle worker, Func<Task> onProtocolBreak)
     {
         var logger = loggers.CreateLogger(PluginCategoryPrefix + pluginId);
         var process = worker.Process;
-        var stderr = process.StandardError;
+        var stderr = new BoundedLineReader(process.StandardError, MaxLineChars);
         var stdout = process.StandardOutput;
         tasks.Run($"log of {pluginId}'s worker {worker.Pid}", async () =>
         {
             try
             {
-                while (await stderr.ReadLineAsync() is { } line) Relay(logger, pluginId, line);
+                while (await stderr.ReadLineAsync() is var (line, dropped))
+                {
+                    if (dropped == 0) Relay(logger, pluginId, line);
+                    else logger.LogWarning("[{PluginId}] worker: a log line of {Length} characters, cut: {Start}...", pluginId, line.Length + dropped, line[..Math.Min(line.Length, 200)]);
+                }
             }
             catch (ObjectDisposedException)
             {
