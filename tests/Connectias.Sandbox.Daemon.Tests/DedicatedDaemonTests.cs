@@ -32,6 +32,42 @@ public class DedicatedDaemonTests
     }
 
     [Fact]
+    public async Task QUEUE_FULL_beyond_the_bytes_the_waiting_calls_may_hold_and_the_bytes_come_back()
+    {
+        using var daemon = DaemonProcess.Start(SlowPolicy, ("QueueBytesPerPlugin", "2500"));
+        using var client = daemon.Client();
+        await client.LoadAsync(daemon.Package("infinite_loop", "com.test.slow", ",\"resource_limits\":{\"fuel_per_call\":1000000000000}"));
+        var kilobyte = new byte[1024];
+        var first = client.ExecuteAsync("com.test.slow", "run", kilobyte); // spins for its 1.5 s
+        var second = client.ExecuteAsync("com.test.slow", "run", kilobyte);
+        var clock = Stopwatch.StartNew();
+        SandboxException? refused = null;
+        while (refused is null && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            try
+            {
+                await client.ExecuteAsync("com.test.slow", "run", kilobyte); // 3 KiB with the two before it
+            }
+            catch (SandboxException e) when (e.Reason == ErrorReason.QueueFull)
+            {
+                refused = e;
+            }
+            catch (SandboxException)
+            {
+                // it got in before the first two and ran out its time; try again
+            }
+        }
+
+        Assert.NotNull(refused);
+        Assert.Contains("Sandbox:QueueBytesPerPlugin", refused.Message);
+        await Assert.ThrowsAnyAsync<SandboxException>(() => first);
+        await Assert.ThrowsAnyAsync<SandboxException>(() => second);
+        // The daemon goes on serving (that the bytes are given back is CallQueueBytesTests' to show).
+        await client.LoadAsync(daemon.Package("noop", "com.test.after-bytes"));
+        Assert.Empty((await client.ExecuteAsync("com.test.after-bytes", "run", kilobyte)).Output);
+    }
+
+    [Fact]
     public async Task RESOURCE_EXHAUSTED_when_the_daemon_holds_its_maximum_of_plugins()
     {
         using var daemon = DaemonProcess.Start("{}", ("MaxPlugins", "1"));

@@ -105,7 +105,7 @@ public sealed class DaemonMetricsTests : IDisposable
     public void A_queue_counts_the_calls_waiting_in_it()
     {
         var queue = new CallQueue(4);
-        for (var i = 0; i < 3; i++) Assert.True(queue.TryEnqueue(new CallJob("c", [], null, CancellationToken.None)));
+        for (var i = 0; i < 3; i++) Assert.True(queue.TryEnqueue(new CallJob("c", [], null, CancellationToken.None), out _));
         Assert.Equal(3, queue.Waiting);
         queue.FailPending(new SandboxException(ErrorReason.PluginCrashed, "gone"));
         Assert.Equal(0, queue.Waiting);
@@ -128,5 +128,28 @@ public sealed class DaemonMetricsTests : IDisposable
             Log.Dispose();
             Directory.Delete(_directory, recursive: true);
         }
+    }
+}
+
+public class CallQueueBytesTests
+{
+    [Fact]
+    public void Arguments_count_against_the_plugins_bytes_and_the_daemons_and_come_back_when_a_call_ends()
+    {
+        var total = new QueuedBytes(1500);
+        var one = new CallQueue(100, bytesLimit: 1000, total);
+        var other = new CallQueue(100, bytesLimit: 1000, total);
+        var first = new CallJob("c", new byte[600], null, CancellationToken.None);
+        Assert.True(one.TryEnqueue(first, out _));
+        Assert.False(one.TryEnqueue(new CallJob("c", new byte[600], null, CancellationToken.None), out var perPlugin));
+        Assert.Contains("QueueBytesPerPlugin", perPlugin);
+        Assert.True(other.TryEnqueue(new CallJob("c", new byte[600], null, CancellationToken.None), out _));
+        Assert.False(other.TryEnqueue(new CallJob("c", new byte[400], null, CancellationToken.None), out var daemonWide));
+        Assert.Contains("QueueBytesTotal", daemonWide);
+
+        first.Result.SetException(new SandboxException(ErrorReason.PluginError, "done"));
+        // The result's continuations run asynchronously: the bytes come back a moment after.
+        Assert.True(SpinWait.SpinUntil(() => other.TryEnqueue(new CallJob("c", new byte[400], null, CancellationToken.None), out _), TimeSpan.FromSeconds(10)));
+        Assert.True(one.TryEnqueue(new CallJob("c", new byte[500], null, CancellationToken.None), out _));
     }
 }

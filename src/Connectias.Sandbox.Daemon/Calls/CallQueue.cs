@@ -4,15 +4,17 @@ using Connectias.Sandbox.Daemon.Hosting;
 namespace Connectias.Sandbox.Daemon.Calls;
 
 /// <summary>
-/// One worker's calls in arrival order (SPEC §2): a FIFO of at most <c>limit</c> calls beyond the one running (more
-/// is QUEUE_FULL; calls forwarded to the worker but not yet answered count too), and one loop that forwards them
-/// in order. A call cancelled while it waits here never reaches the worker.
+/// One worker's calls in arrival order (SPEC §2): a FIFO of at most <c>limit</c> calls beyond the one running, whose
+/// arguments hold at most <c>bytesLimit</c> bytes here and <see cref="QueuedBytes"/> across all plugins (more is
+/// QUEUE_FULL; calls forwarded to the worker but not yet answered count too), and one loop that forwards them in
+/// order. A call cancelled while it waits here never reaches the worker.
 /// </summary>
-internal sealed class CallQueue(int limit)
+internal sealed class CallQueue(int limit, long bytesLimit = long.MaxValue, QueuedBytes? total = null)
 {
     private readonly Channel<CallJob> _channel = Channel.CreateUnbounded<CallJob>(new UnboundedChannelOptions { SingleReader = true });
     private int _outstanding; // enqueued and not yet answered
     private int _queuedHere;  // of those, still in this queue (the single-reader channel keeps no count)
+    private long _bytes;      // their arguments' bytes
 
     public int Limit { get; } = limit;
 
@@ -30,11 +32,31 @@ internal sealed class CallQueue(int limit)
     /// <summary>The loop's task once <see cref="Start"/> ran; it ends when the queue is completed (and what it forwarded answered) or the worker stops.</summary>
     public Task Loop { get; private set; } = Task.CompletedTask;
 
-    public bool TryEnqueue(CallJob job)
+    public long BytesLimit { get; } = bytesLimit;
+
+    /// <summary>Queues the call, or says which limit refuses it (null with false: the queue is closed).</summary>
+    public bool TryEnqueue(CallJob job, out string? full)
     {
+        full = null;
         if (Interlocked.Increment(ref _outstanding) > Limit + 1)
         {
             Interlocked.Decrement(ref _outstanding);
+            full = $"{Limit} calls are waiting already";
+            return false;
+        }
+
+        var bytes = job.Args.LongLength;
+        if (Interlocked.Add(ref _bytes, bytes) > BytesLimit)
+        {
+            Undo(bytes, releaseTotal: false);
+            full = $"the calls waiting hold {BytesLimit} bytes of arguments, the most one plugin may (Sandbox:QueueBytesPerPlugin)";
+            return false;
+        }
+
+        if (total is not null && !total.TryReserve(bytes))
+        {
+            Undo(bytes, releaseTotal: false);
+            full = $"calls waiting for all plugins hold {total.Limit} bytes of arguments, the most the daemon takes (Sandbox:QueueBytesTotal)";
             return false;
         }
 
@@ -42,12 +64,19 @@ internal sealed class CallQueue(int limit)
         if (!_channel.Writer.TryWrite(job))
         {
             Interlocked.Decrement(ref _queuedHere);
-            Interlocked.Decrement(ref _outstanding);
+            Undo(bytes, releaseTotal: true);
             return false;
         }
 
         job.Result.Task.ContinueWith(_ => Settle(job), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return true;
+    }
+
+    private void Undo(long bytes, bool releaseTotal)
+    {
+        Interlocked.Add(ref _bytes, -bytes);
+        if (releaseTotal) total?.Release(bytes);
+        Interlocked.Decrement(ref _outstanding);
     }
 
     /// <summary>
@@ -107,6 +136,9 @@ internal sealed class CallQueue(int limit)
     /// <summary>A call is answered: it no longer counts against the limit (once, whoever notices first).</summary>
     private void Settle(CallJob job)
     {
-        if (Interlocked.Exchange(ref job.Settled, 1) == 0) Interlocked.Decrement(ref _outstanding);
+        if (Interlocked.Exchange(ref job.Settled, 1) != 0) return;
+        Interlocked.Decrement(ref _outstanding);
+        Interlocked.Add(ref _bytes, -job.Args.LongLength);
+        total?.Release(job.Args.LongLength);
     }
 }

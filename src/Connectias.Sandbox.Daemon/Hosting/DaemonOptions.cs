@@ -84,6 +84,12 @@ public sealed class DaemonOptions
     /// <summary>Calls waiting for one plugin beyond the one running; more is QUEUE_FULL.</summary>
     public int QueueLimit { get; set; } = 64;
 
+    /// <summary>Bytes of arguments the calls waiting for one plugin may hold (the running one included); more is QUEUE_FULL.</summary>
+    public long QueueBytesPerPlugin { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>Bytes of arguments the calls waiting for all plugins may hold together; more is QUEUE_FULL.</summary>
+    public long QueueBytesTotal { get; set; } = 256L * 1024 * 1024;
+
     /// <summary>
     /// Calls forwarded to one worker before the first of them is answered (they still run one at a time, in order);
     /// 1 waits for each reply before sending the next.

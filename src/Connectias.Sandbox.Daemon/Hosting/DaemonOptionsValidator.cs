@@ -55,6 +55,8 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
             (nameof(o.RestartsPerMinute), o.RestartsPerMinute, 0),
             (nameof(o.QueueLimit), o.QueueLimit, 1),
             (nameof(o.WorkerPipelineDepth), o.WorkerPipelineDepth, 1),
+            (nameof(o.QueueBytesPerPlugin), o.QueueBytesPerPlugin, 1),
+            (nameof(o.QueueBytesTotal), o.QueueBytesTotal, 1),
             (nameof(o.ModuleCacheMaxBytes), o.ModuleCacheMaxBytes, 0),
             (nameof(o.WarmWorkers), o.WarmWorkers, 0),
             (nameof(o.MaxPlugins), o.MaxPlugins, 1),

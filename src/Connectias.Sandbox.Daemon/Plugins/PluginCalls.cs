@@ -65,13 +65,13 @@ internal sealed class PluginCalls(PluginRegistry registry, DaemonMetrics metrics
         }
 
         var job = new CallJob(request.Command, request.Args.ToByteArray(), deadline, cancellation, span);
-        if (!worker.Calls.TryEnqueue(job))
+        if (!worker.Calls.TryEnqueue(job, out var full))
         {
             // Replaced by an upgrade since the check above (its queue closed to new calls): go to the new version.
             if (!registry.IsCurrent(plugin)) return await AdmitAndWaitAsync(registry.Find(plugin.Id), request, deadline, span, cancellation);
             if (worker.State != WorkerState.Serving) throw NotReady(plugin); // the worker began to stop since the check above
             Interlocked.Increment(ref plugin.Failures);
-            throw new SandboxException(ErrorReason.QueueFull, $"plugin {plugin.Id} already has {worker.Calls.Limit} calls waiting",
+            throw new SandboxException(ErrorReason.QueueFull, $"plugin {plugin.Id} cannot take another call: {full}",
                 ErrorMetadata.For(plugin.Id, ("limit", worker.Calls.Limit.ToString(CultureInfo.InvariantCulture))));
         }
 

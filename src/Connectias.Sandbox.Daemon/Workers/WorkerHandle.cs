@@ -29,7 +29,7 @@ internal sealed class WorkerHandle : IDisposable
     private readonly Lock _sync = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public WorkerHandle(int number, Process process, int workerPid, string engine, string socketPath, string runDirectory, WorkerConnection connection, int queueLimit)
+    public WorkerHandle(int number, Process process, int workerPid, string engine, string socketPath, string runDirectory, WorkerConnection connection, CallQueue calls)
     {
         Number = number;
         Process = process;
@@ -39,7 +39,7 @@ internal sealed class WorkerHandle : IDisposable
         SocketPath = socketPath;
         RunDirectory = runDirectory;
         Connection = connection;
-        Calls = new CallQueue(queueLimit);
+        Calls = calls;
     }
 
     /// <summary>Counts workers over the daemon's life; part of the run directory's name.</summary>

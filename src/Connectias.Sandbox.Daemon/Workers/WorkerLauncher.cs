@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
+using Connectias.Sandbox.Daemon.Calls;
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.WorkerProtocol;
 
@@ -16,10 +17,12 @@ internal sealed class WorkerLauncher : IDisposable
     private readonly BlockingCollection<(ProcessStartInfo Start, TaskCompletionSource<Process> Result)> _spawnQueue = new();
     private readonly WorkerCommandLine _commandLine;
     private readonly DaemonOptions _options;
+    private readonly QueuedBytes _queuedBytes;
 
-    public WorkerLauncher(DaemonOptions options, ILogger<WorkerLauncher> logger)
+    public WorkerLauncher(DaemonOptions options, QueuedBytes queuedBytes, ILogger<WorkerLauncher> logger)
     {
         _options = options;
+        _queuedBytes = queuedBytes;
         _commandLine = new WorkerCommandLine(options.WorkerExecutable, options.WorkerRuntime, options.StateDir);
         UseBubblewrap = options.Sandbox switch
         {
@@ -87,7 +90,8 @@ internal sealed class WorkerLauncher : IDisposable
                 throw new SandboxException(ErrorReason.InitFailed, $"the worker announced {socket} but the daemon cannot connect to it: {e.Message}");
             }
 
-            return new WorkerHandle(number, process, workerPid, handshake.Engine, socket, runDirectory, connection, _options.QueueLimit);
+            return new WorkerHandle(number, process, workerPid, handshake.Engine, socket, runDirectory, connection,
+                new CallQueue(_options.QueueLimit, _options.QueueBytesPerPlugin, _queuedBytes));
         }
         catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
         {
