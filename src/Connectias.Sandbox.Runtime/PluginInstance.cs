@@ -339,7 +339,7 @@ public sealed class PluginInstance : IDisposable
         WasmtimeException { ExitCode: { } code } => new SandboxException(ErrorReason.PluginCrashed,
             $"plugin {PluginId} called proc_exit({code})", ErrorMetadata.For(PluginId, ("exit_code", code.ToString(CultureInfo.InvariantCulture)))),
         WasmtimeException wasm => new SandboxException(ErrorReason.PluginTrapped,
-            $"plugin {PluginId} failed: {FirstLine(wasm.InnerException?.Message ?? wasm.Message)}", ErrorMetadata.For(PluginId, ("trap", "host"))),
+            $"plugin {PluginId} failed: {Cause(wasm.InnerException?.Message ?? wasm.Message)}", ErrorMetadata.For(PluginId, ("trap", "host"))),
         _ => new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} failed in the host: {exception.Message}", ErrorMetadata.For(PluginId), exception),
     };
 
@@ -431,4 +431,18 @@ public sealed class PluginInstance : IDisposable
         _errorMessage = Encoding.UTF8.GetString(message[..Math.Min(message.Length, MaxErrorMessageBytes)]);
 
     private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
+
+    /// <summary>
+    /// What went wrong, from a Wasmtime error: its "Caused by:" part when there is one (the first line is then only
+    /// "error while executing at wasm backtrace:"), on one line; otherwise the first line.
+    /// </summary>
+    internal static string Cause(string text)
+    {
+        const string CausedBy = "Caused by:";
+        var at = text.IndexOf(CausedBy, StringComparison.Ordinal);
+        if (at < 0) return FirstLine(text);
+        var lines = text[(at + CausedBy.Length)..].Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        // A chain of causes comes numbered ("0: outer", "1: inner"); the numbers go, the causes stay in order.
+        return string.Join("; ", lines.Select(line => System.Text.RegularExpressions.Regex.Replace(line, @"^\d+:\s*", "")));
+    }
 }

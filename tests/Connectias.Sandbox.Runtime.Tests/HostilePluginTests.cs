@@ -255,3 +255,13 @@ public class HostilePluginTests(EngineFixture fixture) : RuntimeTestBase(fixture
         Assert.Contains("does not validate", error.Message);
     }
 }
+
+public class WasmtimeErrorTextTests
+{
+    [Theory]
+    [InlineData("error while executing at wasm backtrace:\n    0:   0x1f3 - <unknown>!plugin_execute\n\nCaused by:\n    host function failed: disk full", "host function failed: disk full")]
+    [InlineData("error while executing at wasm backtrace:\n    0:   0x1f3 - f\nCaused by:\n    0: outer trouble\n    1: 404 inner trouble", "outer trouble; 404 inner trouble")]
+    [InlineData("plain message\nsecond line", "plain message")]
+    public void The_cause_of_a_Wasmtime_error_is_kept_not_its_backtrace_header(string text, string expected) =>
+        Assert.Equal(expected, PluginInstance.Cause(text));
+}
