@@ -90,6 +90,40 @@ public partial class HostingTests
     }
 
     [Fact]
+    public async Task A_thousand_load_and_unload_cycles_leave_descriptors_threads_memory_and_the_registry_flat()
+    {
+        using var daemon = DaemonProcess.Start("{}", ("UnloadedRetentionSeconds", "0"));
+        using var client = daemon.Client();
+        for (var i = 0; i < 20; i++) await Cycle(client, daemon, $"com.test.warmup{i}"); // the daemon's own lasting state
+        var package = daemon.Package("noop", "com.test.cycled"); // one id, one package: a load costs no signing here
+        var before = (Fds: Descriptors(daemon.Pid), Threads: Threads(daemon.Pid), Rss: RssKiB(daemon.Pid));
+        for (var i = 0; i < 1000; i++)
+        {
+            await client.LoadAsync(package);
+            Assert.Empty((await client.ExecuteAsync("com.test.cycled", "run")).Output);
+            await client.UnloadAsync("com.test.cycled");
+        }
+
+        // Counts with room for what is in flight (a warm worker starting, a connection closing) and the collector.
+        var after = (Fds: Descriptors(daemon.Pid), Threads: Threads(daemon.Pid), Rss: RssKiB(daemon.Pid));
+        for (var settle = Stopwatch.StartNew(); (after.Fds - before.Fds > 16 || after.Threads - before.Threads > 8) && settle.Elapsed < TimeSpan.FromSeconds(10);
+             after = (Descriptors(daemon.Pid), Threads(daemon.Pid), RssKiB(daemon.Pid)))
+            await Task.Delay(100);
+        Assert.True(after.Fds - before.Fds <= 16, $"pipes and sockets: {before.Fds} before 1000 cycles, {after.Fds} after");
+        Assert.True(after.Threads - before.Threads <= 8, $"threads: {before.Threads} before 1000 cycles, {after.Threads} after");
+        Assert.True(after.Rss - before.Rss <= 64 * 1024, $"RSS: {before.Rss} KiB before 1000 cycles, {after.Rss} KiB after");
+        // Nothing kept per unloaded plugin (retention 0; they are forgotten at the next sweep).
+        var listed = await client.ListAsync();
+        for (var settle = Stopwatch.StartNew(); listed.Count > 0 && settle.Elapsed < TimeSpan.FromSeconds(10); listed = await client.ListAsync()) await Task.Delay(100);
+        Assert.Empty(listed);
+        Assert.Empty(daemon.PluginRunDirectories("com.test.cycled"));
+    }
+
+    private static int Threads(int pid) => int.Parse(File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith("Threads:", StringComparison.Ordinal))[8..].Trim());
+
+    private static long RssKiB(int pid) => long.Parse(File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))[6..].Trim().Split(' ')[0]);
+
+    [Fact]
     public async Task Unloaded_plugins_are_forgotten_after_the_retention()
     {
         using var daemon = DaemonProcess.Start("{}", ("UnloadedRetentionSeconds", "0"));
