@@ -124,6 +124,36 @@ public partial class HostingTests
     private static long RssKiB(int pid) => long.Parse(File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))[6..].Trim().Split(' ')[0]);
 
     [Fact]
+    public async Task A_socket_in_an_existing_shared_directory_leaves_its_mode_alone_and_one_writable_by_others_is_refused()
+    {
+        var work = Directory.CreateTempSubdirectory("connectias-sockdir-").FullName;
+        try
+        {
+            var sticky = Directory.CreateDirectory(Path.Combine(work, "sticky")).FullName;
+            const UnixFileMode everyoneSticky = (UnixFileMode)0b1_111_111_111; // 1777, like /tmp
+            File.SetUnixFileMode(sticky, everyoneSticky);
+            using (var daemon = DaemonProcess.Start(new DaemonStartInfo { PolicyJson = "{}", Settings = [("Socket", Path.Combine(sticky, "sandboxd.sock"))] }))
+            {
+                using var client = Client.SandboxClient.Connect(Path.Combine(sticky, "sandboxd.sock"));
+                Assert.Empty(await client.ListAsync());
+                Assert.Equal(everyoneSticky, File.GetUnixFileMode(sticky)); // a 1777 directory once became 0700
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(sticky, "sandboxd.sock")));
+            }
+
+            var open = Directory.CreateDirectory(Path.Combine(work, "open")).FullName;
+            File.SetUnixFileMode(open, (UnixFileMode)0b111_111_111); // 0777: anyone could replace the socket
+            var exit = DaemonProcess.RunToExit(["--state-dir", Path.Combine(work, "state"), "--socket", Path.Combine(open, "sandboxd.sock")], []);
+            Assert.Equal(1, exit.ExitCode);
+            Assert.Contains("writable by others without the sticky bit", exit.Error);
+            Assert.Equal((UnixFileMode)0b111_111_111, File.GetUnixFileMode(open));
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Unloaded_plugins_are_forgotten_after_the_retention()
     {
         using var daemon = DaemonProcess.Start("{}", ("UnloadedRetentionSeconds", "0"));

@@ -104,9 +104,15 @@ catch (InvalidDataException e)
 }
 
 var socket = Path.GetFullPath(options.ResolvedSocket);
+if (StateDirectory.SocketDirectoryProblem(Path.GetDirectoryName(socket)!) is { } socketProblem)
+{
+    Console.Error.WriteLine($"connectias-sandboxd: Sandbox:Socket '{socket}': {socketProblem}");
+    return 1;
+}
+
 StateDirectory.CreatePrivate(options.StateDir);
-StateDirectory.CreatePrivate(Path.GetDirectoryName(socket)!);
 StateDirectory.CreatePrivate(Path.Combine(options.StateDir, "run"));
+if (!Directory.Exists(Path.GetDirectoryName(socket))) StateDirectory.CreatePrivate(Path.GetDirectoryName(socket)!);
 Directory.CreateDirectory(options.ResolvedTrustDir);
 if (File.Exists(socket))
 {

@@ -14,6 +14,21 @@ public static class StateDirectory
         File.SetUnixFileMode(path, OwnerOnly);
     }
 
+    /// <summary>
+    /// Why the public socket may not live in <paramref name="directory"/>, or null. A directory the daemon creates is
+    /// private (0700); one that exists is left as it is (a 1777 /tmp-like directory must stay so), but if others may
+    /// write to it without the sticky bit, they could replace the socket with their own, so the daemon refuses it.
+    /// </summary>
+    public static string? SocketDirectoryProblem(string directory)
+    {
+        if (!Directory.Exists(directory)) return null;
+        var mode = File.GetUnixFileMode(directory);
+        var othersWrite = (mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0;
+        return othersWrite && (mode & UnixFileMode.StickyBit) == 0
+            ? $"its directory {directory} is writable by others without the sticky bit (mode {Convert.ToString((int)mode, 8)}), so another user could replace the socket; use a private directory"
+            : null;
+    }
+
     /// <summary>Removes a directory tree; false (and the reason) when it could not, which the caller reports.</summary>
     public static bool TryDelete(string path, out string? problem)
     {
