@@ -32,7 +32,7 @@ public class DedicatedDaemonTests
     }
 
     [Fact]
-    public async Task QUEUE_FULL_beyond_the_bytes_the_waiting_calls_may_hold_and_the_bytes_come_back()
+    public async Task QUEUE_FULL_beyond_the_bytes_the_calls_waiting_for_a_plugin_may_hold()
     {
         using var daemon = DaemonProcess.Start(SlowPolicy, ("QueueBytesPerPlugin", "2500"));
         using var client = daemon.Client();
