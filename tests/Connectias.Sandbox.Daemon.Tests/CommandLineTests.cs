@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Grpc.Health.V1;
+using Connectias.Sandbox.V1;
 using Grpc.Net.Client;
 
 namespace Connectias.Sandbox.Daemon.Tests;
@@ -61,6 +62,18 @@ public class CommandLineTests
         var error = new StringWriter();
         Assert.True(Cli.CliApp.Run(["ps", "--address", $"http://127.0.0.1:{port}"], output, error) == 0, error.ToString());
         Assert.StartsWith("ID ", output.ToString());
+
+        // A path names a file on the daemon's machine: only callers on its Unix socket may load one.
+        var file = Path.Combine(daemon.StateDir, "by-path.zip");
+        File.WriteAllBytes(file, daemon.Package("noop", "com.test.by-path"));
+        using var remote = Client.SandboxClient.ConnectAddress(new Uri($"http://127.0.0.1:{port}"));
+        var refused = await Assert.ThrowsAsync<SandboxException>(() => remote.LoadFromPathAsync(file));
+        Assert.Equal(ErrorReason.PermissionDenied, refused.Reason);
+        Assert.Contains(daemon.AuditRecords(), r => r.Event == "LOAD_REJECTED");
+        Assert.Equal(PluginState.Ready, (await remote.LoadAsync(File.ReadAllBytes(file))).State); // the bytes are fine
+        await remote.UnloadAsync("com.test.by-path");
+        using var local = daemon.Client();
+        Assert.Equal(PluginState.Ready, (await local.LoadFromPathAsync(file)).State);
     }
 }
 

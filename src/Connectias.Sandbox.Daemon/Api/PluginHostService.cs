@@ -11,7 +11,11 @@ internal sealed class PluginHostService(PluginLoader loader, PluginUnloader unlo
     : PluginHost.PluginHostBase
 {
     public override async Task<LoadPluginResponse> LoadPlugin(LoadPluginRequest request, ServerCallContext context) =>
-        new() { Plugin = PluginInfoMapper.Describe(await loader.LoadAsync(request, context.CancellationToken)) };
+        new() { Plugin = PluginInfoMapper.Describe(await loader.LoadAsync(request, context.CancellationToken, overNetwork: OverNetwork(context))) };
+
+    /// <summary>The request came over the TCP listener rather than the Unix socket.</summary>
+    private static bool OverNetwork(ServerCallContext context) =>
+        context.GetHttpContext().Connection.LocalIpAddress is not null;
 
     public override Task<ExecuteResponse> Execute(ExecuteRequest request, ServerCallContext context) =>
         calls.ExecuteAsync(request, context.Deadline == DateTime.MaxValue ? null : context.Deadline, context.CancellationToken);

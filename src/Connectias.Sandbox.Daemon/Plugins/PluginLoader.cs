@@ -27,13 +27,23 @@ internal sealed class PluginLoader(
 {
     private readonly PackageReader _reader = new();
 
-    public async Task<ManagedPlugin> LoadAsync(LoadPluginRequest request, CancellationToken cancellation)
+    /// <summary>
+    /// Loads the package <paramref name="request"/> carries or names. <paramref name="overNetwork"/>: the request came
+    /// over TCP, whose callers may not name files on the daemon's machine.
+    /// </summary>
+    public async Task<ManagedPlugin> LoadAsync(LoadPluginRequest request, CancellationToken cancellation, bool overNetwork = false)
     {
         var source = request.SourceCase == LoadPluginRequest.SourceOneofCase.Path ? request.Path : "(bytes)";
         using var span = DaemonTracing.StartLoad(source);
         ManagedPlugin? plugin = null;
         try
         {
+            if (overNetwork && request.SourceCase == LoadPluginRequest.SourceOneofCase.Path)
+            {
+                throw new SandboxException(ErrorReason.PermissionDenied,
+                    "LoadPlugin by path is taken only on the daemon's Unix socket (a path names a file on the daemon's machine); over TCP, send the package bytes");
+            }
+
             plugin = Verify(request);
             span?.SetTag("plugin_id", plugin.Id);
             if (request.Replace && LiveOf(plugin.Id) is { } current)
