@@ -47,7 +47,7 @@ public sealed class PipelineTests(SharedDaemon shared)
 public sealed class ErrorMessageTests(SharedDaemon shared)
 {
     [Fact]
-    public async Task A_64_KiB_error_message_is_cut_in_the_status_and_the_callers_connection_carries_on()
+    public async Task A_64_KiB_error_message_is_cut_in_the_status_and_the_audit_record_and_the_callers_connection_carries_on()
     {
         using var client = shared.Daemon.Client();
         await client.LoadAsync(shared.Daemon.Package("long_error", "com.test.long-error"));
@@ -63,6 +63,11 @@ public sealed class ErrorMessageTests(SharedDaemon shared)
             Assert.Contains("characters in all)", error.Message);
             Assert.Empty((await ordinary).Output);
             Assert.Empty((await client.ExecuteAsync("com.test.beside-long-error", "run")).Output);
+
+            // The audit record keeps the start of the message and its length, not 64 KiB per failed call.
+            var record = shared.Daemon.AuditRecords().Last(r => r.Event == "PLUGIN_EXECUTE_FAILED" && r.PluginId == "com.test.long-error");
+            Assert.Equal(2048, record.Details.GetProperty("message").GetString()!.Length);
+            Assert.True(record.Details.GetProperty("message_length").GetInt32() > 65536);
         }
         finally
         {

@@ -24,10 +24,29 @@ internal sealed class AuditTrail(AuditLog log, EventHub events, ILogger<AuditTra
     }
 
     /// <summary>The cause of a termination in a record's details: reason, message, pid and the error's metadata.</summary>
+    /// <summary>The most characters of a message an audit record keeps (a plugin's error message may be 64 KiB).</summary>
+    public const int MaxMessageChars = 2048;
+
+    /// <summary>
+    /// Writes <c>message</c>, cut to <see cref="MaxMessageChars"/>, and <c>message_length</c> when it was cut: a plugin
+    /// that fails every call with a long message cannot fill the audit log at that rate.
+    /// </summary>
+    public static void WriteMessage(Utf8JsonWriter json, string message)
+    {
+        if (message.Length <= MaxMessageChars)
+        {
+            json.WriteString("message", message);
+            return;
+        }
+
+        json.WriteString("message", message[..MaxMessageChars]);
+        json.WriteNumber("message_length", message.Length);
+    }
+
     public static void WriteCause(Utf8JsonWriter json, SandboxException cause, int pid)
     {
         json.WriteString("reason", cause.Reason.WireName());
-        json.WriteString("message", cause.Message);
+        WriteMessage(json, cause.Message);
         json.WriteNumber("pid", pid);
         foreach (var (key, value) in cause.Metadata.Where(m => m.Key != "plugin_id")) json.WriteString(key, value);
     }

@@ -21,7 +21,7 @@ internal sealed class NetworkRefusalReporter(AuditTrail audit, EventHub events, 
             json.WriteString("rule", refusal.Rule);
             json.WriteString("host", refusal.Host);
             json.WriteNumber("code", refusal.Code);
-            json.WriteString("message", refusal.Message);
+            AuditTrail.WriteMessage(json, refusal.Message);
         });
     }
 }

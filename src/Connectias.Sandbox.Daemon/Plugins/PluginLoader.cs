@@ -88,7 +88,7 @@ internal sealed class PluginLoader(
             audit.Record(AuditEvents.LoadRejected, id, json =>
             {
                 json.WriteString("reason", e.Reason.WireName());
-                json.WriteString("message", e.Message);
+                AuditTrail.WriteMessage(json, e.Message);
                 json.WriteString("source", source);
             });
             metrics.LoadRefused(e.Reason);

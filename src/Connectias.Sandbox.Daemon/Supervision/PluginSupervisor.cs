@@ -273,7 +273,7 @@ internal sealed class PluginSupervisor(
             {
                 json.WriteString("command", job.Command);
                 json.WriteString("reason", error.Reason.WireName());
-                json.WriteString("message", error.Message);
+                AuditTrail.WriteMessage(json, error.Message);
             });
         }
 
