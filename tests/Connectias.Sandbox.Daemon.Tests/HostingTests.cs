@@ -96,7 +96,7 @@ public partial class HostingTests
         using var client = daemon.Client();
         for (var i = 0; i < 20; i++) await Cycle(client, daemon, $"com.test.warmup{i}"); // the daemon's own lasting state
         var package = daemon.Package("noop", "com.test.cycled"); // one id, one package: a load costs no signing here
-        var before = (Fds: Descriptors(daemon.Pid), Threads: Threads(daemon.Pid), Rss: RssKiB(daemon.Pid));
+        var before = (Fds: Descriptors(daemon.Pid), Threads: ProcFs.Threads(daemon.Pid), Rss: ProcFs.RssBytes(daemon.Pid) / 1024);
         for (var i = 0; i < 1000; i++)
         {
             await client.LoadAsync(package);
@@ -105,9 +105,9 @@ public partial class HostingTests
         }
 
         // Counts with room for what is in flight (a warm worker starting, a connection closing) and the collector.
-        var after = (Fds: Descriptors(daemon.Pid), Threads: Threads(daemon.Pid), Rss: RssKiB(daemon.Pid));
+        var after = (Fds: Descriptors(daemon.Pid), Threads: ProcFs.Threads(daemon.Pid), Rss: ProcFs.RssBytes(daemon.Pid) / 1024);
         for (var settle = Stopwatch.StartNew(); (after.Fds - before.Fds > 16 || after.Threads - before.Threads > 8) && settle.Elapsed < TimeSpan.FromSeconds(10);
-             after = (Descriptors(daemon.Pid), Threads(daemon.Pid), RssKiB(daemon.Pid)))
+             after = (Descriptors(daemon.Pid), ProcFs.Threads(daemon.Pid), ProcFs.RssBytes(daemon.Pid) / 1024))
             await Task.Delay(100);
         Assert.True(after.Fds - before.Fds <= 16, $"pipes and sockets: {before.Fds} before 1000 cycles, {after.Fds} after");
         Assert.True(after.Threads - before.Threads <= 8, $"threads: {before.Threads} before 1000 cycles, {after.Threads} after");
@@ -118,10 +118,6 @@ public partial class HostingTests
         Assert.Empty(listed);
         Assert.Empty(daemon.PluginRunDirectories("com.test.cycled"));
     }
-
-    private static int Threads(int pid) => int.Parse(File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith("Threads:", StringComparison.Ordinal))[8..].Trim());
-
-    private static long RssKiB(int pid) => long.Parse(File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))[6..].Trim().Split(' ')[0]);
 
     [Fact]
     public async Task A_socket_in_an_existing_shared_directory_leaves_its_mode_alone_and_one_writable_by_others_is_refused()

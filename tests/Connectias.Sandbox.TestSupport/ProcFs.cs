@@ -1,9 +1,9 @@
 using System.Globalization;
 
-namespace Connectias.Sandbox.Benchmarks;
+namespace Connectias.Sandbox.TestSupport;
 
-/// <summary>What the kernel says a process holds: read from /proc, as the daemon's own monitor does.</summary>
-internal static class ProcFs
+/// <summary>What the kernel says a process holds and does: read from /proc, as the daemon's own monitor does (for the tests and the benchmark).</summary>
+public static class ProcFs
 {
     /// <summary>
     /// USER_HZ, the unit of utime and stime in /proc/PID/stat: fixed at 100 by the Linux ABI on x86 and arm
@@ -12,10 +12,34 @@ internal static class ProcFs
     public const int TicksPerSecond = 100;
 
     /// <summary>Resident set: every page mapped and present, shared ones counted whole in each process.</summary>
-    public static long RssBytes(int pid) => KilobytesField($"/proc/{pid}/status", "VmRSS:") * 1024;
+    public static long RssBytes(int pid) => StatusNumber(pid, "VmRSS:") * 1024;
+
+    /// <summary>The most resident memory the process ever had.</summary>
+    public static long PeakRssBytes(int pid) => StatusNumber(pid, "VmHWM:") * 1024;
+
+    public static int Threads(int pid) => (int)StatusNumber(pid, "Threads:");
+
+    /// <summary>Voluntary and involuntary context switches of all the process's threads so far: how often it woke up.</summary>
+    public static long ContextSwitches(int pid)
+    {
+        long switches = 0;
+        foreach (var task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                switches += NumberField(Path.Combine(task, "status"), "voluntary_ctxt_switches:") + NumberField(Path.Combine(task, "status"), "nonvoluntary_ctxt_switches:");
+            }
+            catch (IOException)
+            {
+                // a thread that ended meanwhile
+            }
+        }
+
+        return switches;
+    }
 
     /// <summary>Proportional set: each shared page divided among the processes that map it, so a sum over processes is honest.</summary>
-    public static long PssBytes(int pid) => KilobytesField($"/proc/{pid}/smaps_rollup", "Pss:") * 1024;
+    public static long PssBytes(int pid) => NumberField($"/proc/{pid}/smaps_rollup", "Pss:") * 1024;
 
     /// <summary>User plus system CPU time of all the process's threads so far, in <see cref="TicksPerSecond"/> ticks.</summary>
     public static long CpuTicks(int pid)
@@ -75,9 +99,11 @@ internal static class ProcFs
         }
     }
 
-    private static long KilobytesField(string path, string field)
+    private static long StatusNumber(int pid, string field) => NumberField($"/proc/{pid}/status", field);
+
+    private static long NumberField(string path, string field)
     {
-        // "VmRSS:     84212 kB"
+        // "VmRSS:     84212 kB", "Threads:\t12"
         var line = File.ReadLines(path).First(l => l.StartsWith(field, StringComparison.Ordinal));
         return long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
     }
