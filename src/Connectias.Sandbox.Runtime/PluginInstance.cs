@@ -430,7 +430,7 @@ public sealed class PluginInstance : IDisposable
     internal void SetErrorMessage(ReadOnlySpan<byte> message) =>
         _errorMessage = Encoding.UTF8.GetString(message[..Math.Min(message.Length, MaxErrorMessageBytes)]);
 
-    private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
+    internal static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
 
     /// <summary>
     /// What went wrong, from a Wasmtime error: its "Caused by:" part when there is one (the first line is then only

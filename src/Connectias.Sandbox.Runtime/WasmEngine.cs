@@ -88,7 +88,7 @@ public sealed class WasmEngine : IDisposable
         }
         catch (WasmtimeException e)
         {
-            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {e.Message.Split('\n', 2)[0].Trim()}", ErrorMetadata.For(pluginId));
+            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {PluginInstance.FirstLine(e.Message)}", ErrorMetadata.For(pluginId));
         }
     }
 

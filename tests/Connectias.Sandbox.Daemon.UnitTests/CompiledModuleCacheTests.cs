@@ -22,12 +22,12 @@ public sealed class CompiledModuleCacheTests : IDisposable
     public void What_is_put_comes_back_for_the_same_module_and_engine_only()
     {
         var cache = Cache();
-        cache.Put(Engine, Module, Compiled);
-        Assert.Equal(Compiled, cache.TryGet(Engine, Module));
-        Assert.Null(cache.TryGet(Engine, OtherModule));
-        Assert.Null(cache.TryGet("wasmtime-51.0.0+fuel,epoch,opt=speed", Module));
+        cache.Put(ModuleKey.For(Engine, Module), Compiled);
+        Assert.Equal(Compiled, cache.TryGet(ModuleKey.For(Engine, Module)));
+        Assert.Null(cache.TryGet(ModuleKey.For(Engine, OtherModule)));
+        Assert.Null(cache.TryGet(ModuleKey.For("wasmtime-51.0.0+fuel,epoch,opt=speed", Module)));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_state, "cache", "secret")));
-        Assert.Equal(Compiled, Cache().TryGet(Engine, Module)); // a restarted daemon keeps its secret and its entries
+        Assert.Equal(Compiled, Cache().TryGet(ModuleKey.For(Engine, Module))); // a restarted daemon keeps its secret and its entries
     }
 
     [Theory]
@@ -38,7 +38,7 @@ public sealed class CompiledModuleCacheTests : IDisposable
     public void A_tampered_or_truncated_entry_is_discarded_and_deleted(string damage)
     {
         var cache = Cache();
-        cache.Put(Engine, Module, Compiled);
+        cache.Put(ModuleKey.For(Engine, Module), Compiled);
         var path = EntryPath;
         var bytes = File.ReadAllBytes(path);
         switch (damage)
@@ -50,7 +50,7 @@ public sealed class CompiledModuleCacheTests : IDisposable
         }
 
         File.WriteAllBytes(path, bytes);
-        Assert.Null(cache.TryGet(Engine, Module));
+        Assert.Null(cache.TryGet(ModuleKey.For(Engine, Module)));
         Assert.False(File.Exists(path));
     }
 
@@ -58,36 +58,36 @@ public sealed class CompiledModuleCacheTests : IDisposable
     public void A_genuine_entry_moved_under_another_modules_name_is_discarded()
     {
         var cache = Cache();
-        cache.Put(Engine, OtherModule, Compiled);
+        cache.Put(ModuleKey.For(Engine, OtherModule), Compiled);
         var genuine = EntryPath;
-        cache.Put(Engine, Module, [1, 2, 3]);
+        cache.Put(ModuleKey.For(Engine, Module), [1, 2, 3]);
         var target = Directory.GetFiles(Path.Combine(_state, "cache", "modules"), "*.cwasm").Single(p => p != genuine);
         File.Copy(genuine, target, overwrite: true);
-        Assert.Null(cache.TryGet(Engine, Module));
-        Assert.Equal(Compiled, cache.TryGet(Engine, OtherModule));
+        Assert.Null(cache.TryGet(ModuleKey.For(Engine, Module)));
+        Assert.Equal(Compiled, cache.TryGet(ModuleKey.For(Engine, OtherModule)));
     }
 
     [Fact]
     public void An_entry_written_under_another_daemons_secret_is_discarded()
     {
-        Cache().Put(Engine, Module, Compiled);
+        Cache().Put(ModuleKey.For(Engine, Module), Compiled);
         File.WriteAllBytes(Path.Combine(_state, "cache", "secret"), new byte[32]);
-        Assert.Null(Cache().TryGet(Engine, Module));
+        Assert.Null(Cache().TryGet(ModuleKey.For(Engine, Module)));
     }
 
     [Fact]
     public void The_least_recently_used_entries_go_first_when_the_cache_is_full()
     {
         var cache = Cache(maxBytes: 2 * (Compiled.Length + 32));
-        cache.Put(Engine, Module, Compiled);
+        cache.Put(ModuleKey.For(Engine, Module), Compiled);
         Thread.Sleep(20); // time stamps order the entries
-        cache.Put(Engine, OtherModule, Compiled);
+        cache.Put(ModuleKey.For(Engine, OtherModule), Compiled);
         Thread.Sleep(20);
-        Assert.NotNull(cache.TryGet(Engine, Module)); // a use: now the newest
+        Assert.NotNull(cache.TryGet(ModuleKey.For(Engine, Module))); // a use: now the newest
         Thread.Sleep(20);
-        cache.Put(Engine, "\0asm module three"u8.ToArray(), Compiled);
-        Assert.NotNull(cache.TryGet(Engine, Module));
-        Assert.Null(cache.TryGet(Engine, OtherModule));
+        cache.Put(ModuleKey.For(Engine, "\0asm module three"u8.ToArray()), Compiled);
+        Assert.NotNull(cache.TryGet(ModuleKey.For(Engine, Module)));
+        Assert.Null(cache.TryGet(ModuleKey.For(Engine, OtherModule)));
         Assert.Equal(2, Directory.GetFiles(Path.Combine(_state, "cache", "modules"), "*.cwasm").Length);
     }
 
@@ -96,8 +96,8 @@ public sealed class CompiledModuleCacheTests : IDisposable
     {
         var cache = Cache(maxBytes: 0);
         Assert.False(cache.Enabled);
-        cache.Put(Engine, Module, Compiled);
-        Assert.Null(cache.TryGet(Engine, Module));
+        cache.Put(ModuleKey.For(Engine, Module), Compiled);
+        Assert.Null(cache.TryGet(ModuleKey.For(Engine, Module)));
         Assert.False(Directory.Exists(Path.Combine(_state, "cache")));
     }
 

@@ -21,14 +21,15 @@ internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache ca
         var timeout = TimeSpan.FromMilliseconds(plugin.Limits.TimeoutMs) + options.CallGrace + options.WorkerLoadGrace;
         var load = Request(plugin, storageDirectory, networkBroker);
 
-        if (cache.TryGet(worker.Engine, module.Span) is { } compiled)
+        var key = ModuleKey.For(worker.Engine, module.Span);
+        if (cache.TryGet(key) is { } compiled)
         {
             load.Precompiled = UnsafeByteOperations.UnsafeWrap(compiled);
             var response = await worker.Connection.LoadAsync(load, timeout, cancellation);
             if (response.Fault?.Metadata.ContainsKey(WorkerFaults.PrecompiledRefusedKey) != true) return response;
             // Authentic but not for this engine after all (a Wasmtime build with the same version string): compile instead.
             logger.LogWarning("compiled-module cache: the worker of {PluginId} refused a cached module; compiling it", plugin.Id);
-            cache.Remove(worker.Engine, module.Span);
+            cache.Remove(key);
             load.Precompiled = ByteString.Empty;
         }
 
@@ -44,7 +45,7 @@ internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache ca
         var loaded = await worker.Connection.LoadAsync(load, timeout, cancellation);
         // Kept only for a module that loads (one the checks refuse would only take room); the code itself was
         // received before any of the plugin's code ran in the worker.
-        if (loaded.Fault is null) cache.Put(worker.Engine, module.Span, compile.Compiled.Span);
+        if (loaded.Fault is null) cache.Put(key, compile.Compiled.Span);
         return loaded;
     }
 

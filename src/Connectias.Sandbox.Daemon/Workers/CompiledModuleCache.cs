@@ -34,11 +34,10 @@ internal sealed class CompiledModuleCache
     /// <summary>False when <c>ModuleCacheMaxBytes</c> is 0: every load compiles.</summary>
     public bool Enabled => _maxBytes > 0;
 
-    /// <summary>The authenticated compiled code for <paramref name="module"/> on <paramref name="engine"/>, or null.</summary>
-    public byte[]? TryGet(string engine, ReadOnlySpan<byte> module)
+    /// <summary>The authenticated compiled code for the module and engine of <paramref name="key"/>, or null.</summary>
+    public byte[]? TryGet(ModuleKey key)
     {
         if (!Enabled) return null;
-        var key = Key(engine, module);
         var path = PathOf(key);
         byte[] file;
         try
@@ -65,10 +64,9 @@ internal sealed class CompiledModuleCache
     }
 
     /// <summary>Keeps <paramref name="compiled"/> for the module; failures are logged, never thrown (the cache is an optimisation).</summary>
-    public void Put(string engine, ReadOnlySpan<byte> module, ReadOnlySpan<byte> compiled)
+    public void Put(ModuleKey key, ReadOnlySpan<byte> compiled)
     {
         if (!Enabled || compiled.Length + MacBytes > _maxBytes) return;
-        var key = Key(engine, module);
         var path = PathOf(key);
         var temporary = path + ".tmp-" + Guid.NewGuid().ToString("N");
         try
@@ -91,7 +89,7 @@ internal sealed class CompiledModuleCache
     }
 
     /// <summary>Forgets the entry (the worker's engine refused it although it authenticated: another Wasmtime build).</summary>
-    public void Remove(string engine, ReadOnlySpan<byte> module) => DeleteQuietly(PathOf(Key(engine, module)));
+    public void Remove(ModuleKey key) => DeleteQuietly(PathOf(key));
 
     /// <summary>Deletes the least recently used entries until the cache fits its size.</summary>
     private void Trim()
@@ -145,23 +143,13 @@ internal sealed class CompiledModuleCache
         }
     }
 
-    private string PathOf(byte[] key) => Path.Combine(_directory, Convert.ToHexStringLower(key) + ".cwasm");
-
-    /// <summary>SHA-256 over the engine and the module's own SHA-256: the engine string never becomes a path.</summary>
-    private static byte[] Key(string engine, ReadOnlySpan<byte> module)
-    {
-        var engineBytes = Encoding.UTF8.GetBytes(engine + "\n");
-        var material = new byte[engineBytes.Length + SHA256.HashSizeInBytes];
-        engineBytes.CopyTo(material, 0);
-        SHA256.HashData(module, material.AsSpan(engineBytes.Length));
-        return SHA256.HashData(material);
-    }
+    private string PathOf(ModuleKey key) => Path.Combine(_directory, Convert.ToHexStringLower(key.Hash) + ".cwasm");
 
     /// <summary>The MAC binds the payload to its key, so a valid file moved under another module's name fails too.</summary>
-    private byte[] Mac(byte[] key, ReadOnlySpan<byte> payload)
+    private byte[] Mac(ModuleKey key, ReadOnlySpan<byte> payload)
     {
         using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _secret.Value);
-        hmac.AppendData(key);
+        hmac.AppendData(key.Hash);
         hmac.AppendData(payload);
         return hmac.GetHashAndReset();
     }
@@ -181,5 +169,21 @@ internal sealed class CompiledModuleCache
         File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         File.Move(temporary, path, overwrite: true);
         return secret;
+    }
+}
+
+/// <summary>
+/// Names a module's compiled code: SHA-256 over the engine and the module's own SHA-256 (the engine string never
+/// becomes a path). Computed once per load; hashing a module of up to 64 MiB is not free.
+/// </summary>
+internal readonly record struct ModuleKey(byte[] Hash)
+{
+    public static ModuleKey For(string engine, ReadOnlySpan<byte> module)
+    {
+        var engineBytes = Encoding.UTF8.GetBytes(engine + "\n");
+        var material = new byte[engineBytes.Length + SHA256.HashSizeInBytes];
+        engineBytes.CopyTo(material, 0);
+        SHA256.HashData(module, material.AsSpan(engineBytes.Length));
+        return new ModuleKey(SHA256.HashData(material));
     }
 }
