@@ -44,6 +44,11 @@ public class DaemonOptionsTests
     [InlineData(nameof(DaemonOptions.RestartsPerMinute), "Sandbox:RestartsPerMinute is -1; it must be at least 0")]
     [InlineData(nameof(DaemonOptions.UnloadedRetentionSeconds), "Sandbox:UnloadedRetentionSeconds is -1; it must be at least 0")]
     [InlineData(nameof(DaemonOptions.WorkerRssAllowanceBytes), "Sandbox:WorkerRssAllowanceBytes is -1; it must be at least 0")]
+    [InlineData(nameof(DaemonOptions.WarmWorkers), "Sandbox:WarmWorkers is -1; it must be at least 0")]
+    [InlineData(nameof(DaemonOptions.ModuleCacheMaxBytes), "Sandbox:ModuleCacheMaxBytes is -1; it must be at least 0")]
+    [InlineData(nameof(DaemonOptions.WorkerPipelineDepth), "Sandbox:WorkerPipelineDepth is 0; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.QueueBytesPerPlugin), "Sandbox:QueueBytesPerPlugin is 0; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.QueueBytesTotal), "Sandbox:QueueBytesTotal is 0; it must be at least 1")]
     [InlineData(nameof(DaemonOptions.MetricsListen), "Sandbox:MetricsListen '9464' is not IP:PORT")]
     [InlineData("MetricsListenOnTcpPort", "Sandbox:MetricsListen '127.0.0.1:7700' uses the port of Tcp '0.0.0.0:7700'")]
     [InlineData(nameof(DaemonOptions.OtlpEndpoint), "Sandbox:OtlpEndpoint 'collector:4317' is not an http:// or https:// URL")]
@@ -66,6 +71,11 @@ public class DaemonOptionsTests
             case nameof(DaemonOptions.RestartsPerMinute): options.RestartsPerMinute = -1; break;
             case nameof(DaemonOptions.UnloadedRetentionSeconds): options.UnloadedRetentionSeconds = -1; break;
             case nameof(DaemonOptions.WorkerRssAllowanceBytes): options.WorkerRssAllowanceBytes = -1; break;
+            case nameof(DaemonOptions.WarmWorkers): options.WarmWorkers = -1; break;
+            case nameof(DaemonOptions.ModuleCacheMaxBytes): options.ModuleCacheMaxBytes = -1; break;
+            case nameof(DaemonOptions.WorkerPipelineDepth): options.WorkerPipelineDepth = 0; break;
+            case nameof(DaemonOptions.QueueBytesPerPlugin): options.QueueBytesPerPlugin = 0; break;
+            case nameof(DaemonOptions.QueueBytesTotal): options.QueueBytesTotal = 0; break;
             case nameof(DaemonOptions.MetricsListen): options.MetricsListen = "9464"; break;
             case "MetricsListenOnTcpPort": (options.MetricsListen, options.Tcp) = ("127.0.0.1:7700", "0.0.0.0:7700"); break;
             case nameof(DaemonOptions.OtlpEndpoint): options.OtlpEndpoint = "collector:4317"; break;
