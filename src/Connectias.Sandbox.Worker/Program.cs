@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Connectias.Sandbox.Runtime;
 using Connectias.Sandbox.Worker;
+using Connectias.Sandbox.Worker.Lockdown;
 using Connectias.Sandbox.WorkerProtocol;
 
 // Nothing but the handshake may reach stdout: every stray Console.Write goes to stderr instead.
@@ -12,6 +13,7 @@ var log = new WorkerLog(Console.Error);
 string? socketPath = null;
 int? parentPid = null;
 var watchStdin = false;
+var syscallFilter = true;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -26,16 +28,21 @@ for (var i = 0; i < args.Length; i++)
         case WorkerHandshake.WatchStdinFlag:
             watchStdin = true;
             break;
+        case WorkerLockdown.NoSyscallFilterFlag:
+            syscallFilter = false;
+            break;
         case "--help" or "-h":
             Console.Error.WriteLine("""
                 connectias-sandbox-worker - hosts one Connectias plugin for connectias-sandboxd.
 
                 Started by the daemon, never by hand. Usage (for the daemon):
-                  connectias-sandbox-worker --socket PATH [--parent-pid PID] [--watch-stdin]
+                  connectias-sandbox-worker --socket PATH [--parent-pid PID] [--watch-stdin] [--no-syscall-filter]
                 with CONNECTIAS_SANDBOX_WORKER set. It listens on the Unix socket PATH, prints one handshake
                 line on stdout, serves the internal worker protocol on the one connection the daemon makes,
                 logs JSON lines on stderr, and exits when that connection closes or its parent dies (with
-                --watch-stdin also when its stdin, a pipe the daemon holds, reaches end of file).
+                --watch-stdin also when its stdin, a pipe the daemon holds, reaches end of file). Once the daemon
+                has connected it installs a seccomp allow-list (unless --no-syscall-filter): any other system
+                call kills it with SIGSYS.
                 """);
             return 0;
         default:
@@ -89,6 +96,16 @@ using (var listener = new Socket(AddressFamily.Unix, SocketType.Stream, Protocol
 }
 
 File.Delete(socketPath);
+try
+{
+    WorkerLockdown.Apply(log, syscallFilter);
+}
+catch (InvalidOperationException e)
+{
+    log.Worker("error", $"cannot confine this worker: {e.Message}; exiting");
+    return 4;
+}
+
 // Nothing is disposed on the way out: a call may still be running on the turns thread, and the process's end frees it all.
 new WorkerSession(connection, new WorkerState(log)).Run();
 return 0;
