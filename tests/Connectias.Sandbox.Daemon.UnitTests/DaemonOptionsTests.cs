@@ -49,6 +49,8 @@ public class DaemonOptionsTests
     [InlineData(nameof(DaemonOptions.WorkerPipelineDepth), "Sandbox:WorkerPipelineDepth is 0; it must be at least 1")]
     [InlineData(nameof(DaemonOptions.QueueBytesPerPlugin), "Sandbox:QueueBytesPerPlugin is 0; it must be at least 1")]
     [InlineData(nameof(DaemonOptions.QueueBytesTotal), "Sandbox:QueueBytesTotal is 0; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.WorkerUser), "Sandbox:WorkerUser 'nobody' is not UID:GID with numbers above 0")]
+    [InlineData("WorkerUserRoot", "Sandbox:WorkerUser '0:0' is not UID:GID with numbers above 0")]
     [InlineData(nameof(DaemonOptions.MetricsListen), "Sandbox:MetricsListen '9464' is not IP:PORT")]
     [InlineData("MetricsListenOnTcpPort", "Sandbox:MetricsListen '127.0.0.1:7700' uses the port of Tcp '0.0.0.0:7700'")]
     [InlineData(nameof(DaemonOptions.OtlpEndpoint), "Sandbox:OtlpEndpoint 'collector:4317' is not an http:// or https:// URL")]
@@ -76,6 +78,8 @@ public class DaemonOptionsTests
             case nameof(DaemonOptions.WorkerPipelineDepth): options.WorkerPipelineDepth = 0; break;
             case nameof(DaemonOptions.QueueBytesPerPlugin): options.QueueBytesPerPlugin = 0; break;
             case nameof(DaemonOptions.QueueBytesTotal): options.QueueBytesTotal = 0; break;
+            case nameof(DaemonOptions.WorkerUser): options.WorkerUser = "nobody"; break;
+            case "WorkerUserRoot": options.WorkerUser = "0:0"; break;
             case nameof(DaemonOptions.MetricsListen): options.MetricsListen = "9464"; break;
             case "MetricsListenOnTcpPort": (options.MetricsListen, options.Tcp) = ("127.0.0.1:7700", "0.0.0.0:7700"); break;
             case nameof(DaemonOptions.OtlpEndpoint): options.OtlpEndpoint = "collector:4317"; break;

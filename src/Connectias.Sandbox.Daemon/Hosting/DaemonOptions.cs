@@ -57,6 +57,20 @@ public sealed class DaemonOptions
     /// </summary>
     public string? WorkerExecutable { get; set; }
 
+    /// <summary>
+    /// "UID:GID" the workers run as when the daemon runs as root inside bubblewrap (switched by setpriv before the
+    /// worker starts, with an empty capability bounding set). The default is nobody:nogroup; a dedicated account
+    /// keeps workers apart from anything else that runs as nobody. A daemon that is not root runs its workers under
+    /// its own uid inside a new user namespace instead.
+    /// </summary>
+    public string WorkerUser { get; set; } = "65534:65534";
+
+    /// <summary>
+    /// The worker's seccomp allow-list (operator's guide): any other system call kills it, reported as
+    /// SECURITY_VIOLATION. Off only to diagnose a worker the filter kills on a new kernel or C library.
+    /// </summary>
+    public bool WorkerSyscallFilter { get; set; } = true;
+
     /// <summary>From starting a worker to its handshake line; later is RESOURCE_EXHAUSTED.</summary>
     public int WorkerStartTimeoutMs { get; set; } = 15_000;
 

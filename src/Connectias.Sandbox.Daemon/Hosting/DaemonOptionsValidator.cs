@@ -26,6 +26,8 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
         if (o.Policy is { } policy && string.IsNullOrWhiteSpace(policy)) yield return "Policy is empty; leave it unset for the built-in policy";
         if (!DaemonOptions.SandboxModes.Contains(o.Sandbox))
             yield return $"Sandbox '{o.Sandbox}' is not a sandbox mode; use {string.Join(", ", DaemonOptions.SandboxModes)}";
+        if (!Workers.WorkerIdentity.TryParse(o.WorkerUser, out _))
+            yield return $"WorkerUser '{o.WorkerUser}' is not UID:GID with numbers above 0, e.g. 65534:65534";
         if (!DaemonOptions.WorkerRuntimes.Contains(o.WorkerRuntime))
             yield return $"WorkerRuntime '{o.WorkerRuntime}' is not a worker runtime; use {string.Join(", ", DaemonOptions.WorkerRuntimes)}";
         if (o.Tcp is { Length: > 0 } tcp && (!IPEndPoint.TryParse(tcp, out var endpoint) || endpoint.Port == 0))

@@ -5,19 +5,27 @@ using Connectias.Sandbox.WorkerProtocol;
 namespace Connectias.Sandbox.Daemon.Workers;
 
 /// <summary>
-/// How a worker process is started: inside bubblewrap (no network, fresh PID/IPC/UTS namespaces, read-only
-/// system, the daemon's state hidden, --die-with-parent), or as a plain child in its own process group.
-/// The environment is cleared either way.
+/// How a worker process is started. Inside bubblewrap: no network; fresh PID, IPC, UTS and cgroup namespaces; a root
+/// that holds only the system libraries, the worker's own files, a private /tmp, /proc and a minimal /dev, its run
+/// directory and its storage directory (no /etc, /home, /root, /var or daemon state); --die-with-parent. As root the
+/// daemon switches the worker to <see cref="WorkerIdentity"/> with setpriv (empty capability bounding set,
+/// no_new_privs); as another user bubblewrap puts it in a new user namespace with every capability dropped. As a plain
+/// child (Sandbox=none) it runs in its own process group with the daemon's uid, capabilities dropped when that is root.
+/// The environment is cleared either way, and the worker adds its own seccomp filter once connected.
 /// </summary>
 internal sealed class WorkerCommandLine
 {
+    private const string Setpriv = "/usr/bin/setpriv";
     private readonly string _workerDll;
     private readonly string _dotnet;
     private readonly string? _workerExecutable;
     private readonly string _origin;
-    private readonly string _stateDir;
+    private readonly WorkerIdentity? _identity;
+    private readonly bool _root;
+    private readonly bool _syscallFilter;
 
-    public WorkerCommandLine(string? workerExecutable, string workerRuntime, string stateDir)
+    /// <param name="identity">The uid and gid for workers when the daemon is root; null otherwise.</param>
+    public WorkerCommandLine(string? workerExecutable, string workerRuntime, WorkerIdentity? identity, bool syscallFilter)
     {
         _workerDll = Path.Combine(AppContext.BaseDirectory, "connectias-sandbox-worker.dll");
         _dotnet = FindDotnet();
@@ -25,7 +33,11 @@ internal sealed class WorkerCommandLine
         (_workerExecutable, _origin) = workerExecutable is { Length: > 0 } executable
             ? (Path.GetFullPath(executable), "Sandbox:WorkerExecutable")
             : workerRuntime == "native" ? (NativeWorkerPath, "native, NativeAOT") : (null, "jit, through the dotnet host");
-        _stateDir = Path.GetFullPath(stateDir);
+        _identity = identity;
+        _root = Environment.IsPrivilegedProcess;
+        _syscallFilter = syscallFilter;
+        if (_root && !File.Exists(Setpriv))
+            throw new InvalidOperationException($"{Setpriv} (util-linux) is missing; the daemon runs as root and needs it to start workers without privileges");
     }
 
     /// <summary>The NativeAOT worker the daemon's build publishes beside it (src/Connectias.Sandbox.Daemon/NativeWorker.targets).</summary>
@@ -39,19 +51,44 @@ internal sealed class WorkerCommandLine
     /// <summary>The directory of the dotnet host, links resolved (e.g. /usr/share/dotnet).</summary>
     private string DotnetRoot => Path.GetDirectoryName(new FileInfo(_dotnet).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(_dotnet))!;
 
+    /// <summary>Whether the worker needs the .NET runtime (the JIT worker, or an executable of one's own, which may be an apphost).</summary>
+    private bool NeedsDotnet => _workerExecutable != NativeWorkerPath;
+
     /// <summary>The worker's command: a self-contained executable, or the dotnet host and the worker's DLL.</summary>
     private IEnumerable<string> WorkerCommand() => _workerExecutable is not null ? [_workerExecutable] : [_dotnet, _workerDll];
+
+    /// <summary>The worker's command and arguments, behind setpriv when that is how privileges are dropped.</summary>
+    private IEnumerable<string> ConfinedCommand(string socket, IEnumerable<string> setpriv)
+    {
+        foreach (var part in setpriv) yield return part;
+        foreach (var part in WorkerCommand()) yield return part;
+        yield return "--socket";
+        yield return socket;
+        yield return WorkerHandshake.WatchStdinFlag;
+        if (!_syscallFilter) yield return "--no-syscall-filter";
+    }
+
+    /// <summary>
+    /// setpriv's arguments for a root daemon: to the worker's uid inside bubblewrap (or, without it, root without a
+    /// single capability), clearing groups, inheritable capabilities and the bounding set, with no_new_privs.
+    /// </summary>
+    private IEnumerable<string> DropPrivileges(bool switchUser)
+    {
+        if (!_root) return [];
+        List<string> command = [Setpriv];
+        if (switchUser && _identity is { } identity)
+            command.AddRange([$"--reuid={identity.Uid}", $"--regid={identity.Gid}", "--clear-groups"]);
+        command.AddRange(["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]);
+        return command;
+    }
 
     public ProcessStartInfo Plain(string socket)
     {
         // setsid(1) execs the worker as the leader of a new process group, so one kill(-pid) ends it and anything it starts.
-        var command = WorkerCommand().ToList();
+        var command = ConfinedCommand(socket, DropPrivileges(switchUser: false)).ToList();
         var setsid = File.Exists("/usr/bin/setsid");
         var start = new ProcessStartInfo(setsid ? "/usr/bin/setsid" : command[0]);
         foreach (var part in setsid ? command : command.Skip(1)) start.ArgumentList.Add(part);
-        start.ArgumentList.Add("--socket");
-        start.ArgumentList.Add(socket);
-        start.ArgumentList.Add(WorkerHandshake.WatchStdinFlag);
         start.ArgumentList.Add("--parent-pid");
         start.ArgumentList.Add(Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         start.Environment.Clear();
@@ -62,38 +99,54 @@ internal sealed class WorkerCommandLine
     public ProcessStartInfo Bubblewrap(string runDirectory, string? storageDirectory, string socket)
     {
         var start = new ProcessStartInfo("bwrap");
-        string[] sandbox =
+        List<string> sandbox =
         [
             "--die-with-parent", "--new-session",
-            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--tmpfs", _stateDir, // audit log, keys and other plugins' storage stay out of sight
-            // The worker's own binaries and the .NET runtime may live under /tmp (a checkout there, say): show them again.
-            "--ro-bind", AppContext.BaseDirectory, AppContext.BaseDirectory,
-            "--ro-bind", DotnetRoot, DotnetRoot,
-            "--ro-bind", WorkerDirectory, WorkerDirectory,
-            "--bind", runDirectory, runDirectory,
-            "--clearenv",
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         ];
+        // Not root: bubblewrap's own user namespace, in which it holds capabilities it must not pass on.
+        if (!_root) sandbox.AddRange(["--unshare-user", "--cap-drop", "ALL"]);
+        sandbox.AddRange(SystemLibraries());
+        sandbox.AddRange(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        // Binaries after /tmp: a checkout under /tmp must show through the private one.
+        if (_root) sandbox.AddRange(Mount("--ro-bind", Setpriv));
+        if (NeedsDotnet) sandbox.AddRange([.. Mount("--ro-bind", AppContext.BaseDirectory), .. Mount("--ro-bind", DotnetRoot)]);
+        sandbox.AddRange([.. Mount("--ro-bind", WorkerDirectory), .. Mount("--bind", runDirectory)]);
+        if (storageDirectory is not null) sandbox.AddRange(Mount("--bind", storageDirectory));
+        sandbox.AddRange(["--remount-ro", "/", "--clearenv"]); // the root bubblewrap built, with the mount points in it
+        foreach (var (key, value) in WorkerEnvironment()) sandbox.AddRange(["--setenv", key, value]);
+        sandbox.Add("--");
+        sandbox.AddRange(ConfinedCommand(socket, DropPrivileges(switchUser: true)));
         foreach (var argument in sandbox) start.ArgumentList.Add(argument);
-        if (storageDirectory is not null)
-        {
-            start.ArgumentList.Add("--bind");
-            start.ArgumentList.Add(storageDirectory);
-            start.ArgumentList.Add(storageDirectory);
-        }
-
-        foreach (var (key, value) in WorkerEnvironment())
-        {
-            start.ArgumentList.Add("--setenv");
-            start.ArgumentList.Add(key);
-            start.ArgumentList.Add(value);
-        }
-
-        foreach (var argument in new[] { "--" }.Concat(WorkerCommand()).Concat(["--socket", socket, WorkerHandshake.WatchStdinFlag])) start.ArgumentList.Add(argument);
         start.Environment.Clear();
         start.Environment["PATH"] = "/usr/bin:/bin";
         return start;
+    }
+
+    /// <summary>
+    /// The shared libraries the worker and setpriv load (the C library, libssl for hashing, the loader's cache), as the
+    /// host lays them out: /lib and /lib64 are links into /usr on merged-/usr systems and directories elsewhere.
+    /// </summary>
+    private static IEnumerable<string> SystemLibraries()
+    {
+        foreach (var path in new[] { "/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32" })
+        {
+            var info = new DirectoryInfo(path);
+            string[] mount = info.LinkTarget is { } link ? ["--symlink", link, path] : info.Exists ? Mount("--ro-bind", path) : [];
+            foreach (var part in mount) yield return part;
+        }
+
+        foreach (var part in Mount("--ro-bind-try", "/etc/ld.so.cache")) yield return part;
+    }
+
+    /// <summary>
+    /// Mounts <paramref name="path"/> at the same place, its parent directories made first with mode 0755: bubblewrap
+    /// running as root would make them 0700, which a worker with its own uid cannot pass through.
+    /// </summary>
+    private static string[] Mount(string kind, string path)
+    {
+        var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(path));
+        return parent is { Length: > 1 } ? ["--perms", "0755", "--dir", parent, kind, path, path] : [kind, path, path];
     }
 
     private static IEnumerable<(string, string)> WorkerEnvironment()

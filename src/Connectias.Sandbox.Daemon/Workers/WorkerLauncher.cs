@@ -23,13 +23,17 @@ internal sealed class WorkerLauncher : IDisposable
     {
         _options = options;
         _queuedBytes = queuedBytes;
-        _commandLine = new WorkerCommandLine(options.WorkerExecutable, options.WorkerRuntime, options.StateDir);
         UseBubblewrap = options.Sandbox switch
         {
             "none" => false,
             "bubblewrap" => BubblewrapWorks() ? true : throw new InvalidOperationException("Sandbox=bubblewrap, but bwrap is missing or cannot create namespaces here"),
             _ => BubblewrapWorks(),
         };
+        // A root daemon's workers take their own uid, which needs bubblewrap: without it the socket and storage
+        // directories are reachable only through the daemon's private state directory.
+        WorkerIdentity.TryParse(options.WorkerUser, out var identity); // validated at start
+        Identity = UseBubblewrap && Environment.IsPrivilegedProcess ? identity : null;
+        _commandLine = new WorkerCommandLine(options.WorkerExecutable, options.WorkerRuntime, Identity, options.WorkerSyscallFilter);
         new Thread(SpawnLoop) { IsBackground = true, Name = "worker-spawner" }.Start();
         logger.LogInformation("worker sandbox: {Sandbox}; worker: {Worker}", Description, _commandLine.Worker);
     }
@@ -38,12 +42,21 @@ internal sealed class WorkerLauncher : IDisposable
 
     public bool UseBubblewrap { get; }
 
+    /// <summary>The uid and gid workers run as (a root daemon with bubblewrap); null when they keep the daemon's.</summary>
+    public WorkerIdentity? Identity { get; }
+
+    /// <summary>Gives a directory the worker writes (its run or storage directory) to the worker's uid, when it has its own.</summary>
+    public void HandOver(string directory) => Identity?.HandOver(directory);
+
     /// <summary>Counts workers over the daemon's life; part of each run directory's name.</summary>
     public int NextNumber() => Interlocked.Increment(ref _workers);
 
-    public string Description => UseBubblewrap
-        ? "bubblewrap (no network; new PID, IPC and UTS namespaces; read-only system; state hidden; dies with the daemon)"
-        : "plain child process (own process group, parent-death signal, cleared environment; install bubblewrap for namespaces)";
+    public string Description => (UseBubblewrap
+        ? "bubblewrap (no network; new PID, IPC, UTS and cgroup namespaces; a root of system libraries and the worker's own files only; dies with the daemon; "
+          + (Identity is { } identity ? $"{identity}, no capabilities" : Environment.IsPrivilegedProcess ? "no capabilities" : "new user namespace, no capabilities")
+        : "plain child process (own process group, parent-death signal, cleared environment; "
+          + (Environment.IsPrivilegedProcess ? "root without capabilities: install bubblewrap for namespaces and an unprivileged uid" : "install bubblewrap for namespaces"))
+        + (_options.WorkerSyscallFilter ? "; seccomp allow-list)" : "; NO system-call filter: Sandbox:WorkerSyscallFilter=false)");
 
     /// <summary>
     /// Starts a worker in <paramref name="runDirectory"/> and waits for its handshake. A worker that exits or
@@ -53,6 +66,8 @@ internal sealed class WorkerLauncher : IDisposable
     public async Task<WorkerHandle> StartAsync(int number, string runDirectory, string? storageDirectory, CancellationToken cancellation)
     {
         var socket = Path.Combine(runDirectory, "worker.sock");
+        HandOver(runDirectory);
+        if (storageDirectory is not null) HandOver(storageDirectory);
         var start = UseBubblewrap ? _commandLine.Bubblewrap(runDirectory, storageDirectory, socket) : _commandLine.Plain(socket);
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;

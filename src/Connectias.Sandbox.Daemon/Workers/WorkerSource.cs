@@ -53,6 +53,7 @@ internal sealed class WorkerSource(DaemonOptions options, WorkerLauncher launche
                 if (storageDirectory is not null)
                 {
                     StorageSlots.Adopt(slot, storageDirectory, logger);
+                    launcher.HandOver(storageDirectory); // what it held came from other workers, perhaps an older daemon's
                     seenByWorker = slot;
                 }
                 else
