@@ -6,6 +6,12 @@ public static class WorkerFaults
     /// <summary>Metadata of a Load's fault when the worker's engine refused the cached compiled module: recompile, do not fail.</summary>
     public const string PrecompiledRefusedKey = "precompiled_refused";
 
+    /// <summary>
+    /// The exit status of a worker its seccomp filter killed (128 + SIGSYS), whether the daemon sees the worker itself
+    /// or bubblewrap, which passes a child's death by signal on as 128 + the signal.
+    /// </summary>
+    public const int KilledBySyscallFilter = 128 + 31;
+
     public static Worker.V1.Fault ToFault(SandboxException error)
     {
         var fault = new Worker.V1.Fault { Reason = error.Reason.WireName(), Message = error.Message, Fatal = error.Reason.TerminatesPlugin() };

@@ -77,6 +77,34 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
     }
 
     [Fact]
+    public async Task A_worker_its_syscall_filter_kills_in_a_call_is_a_SECURITY_VIOLATION_audited_and_terminated()
+    {
+        // socket(2) from the worker's native code, as plugin code that escaped WebAssembly would make it, under the real filter.
+        var id = IdFor(Behaviour.ForbiddenCallInExecute);
+        shared.UseWorker(Behaviour.ForbiddenCallInExecute);
+        using var client = shared.Daemon.Client();
+        Assert.Equal(PluginState.Ready, (await client.LoadAsync(shared.Daemon.Package("noop", id))).State);
+
+        var error = await ApiErrorTests.Refused(() => client.ExecuteAsync(id, "run"), StatusCode.PermissionDenied, "SECURITY_VIOLATION", id);
+        Assert.Contains("system call outside its allow-list", error.Message);
+        var info = await ApiErrorTests.WaitForState(client, id, PluginState.Terminated);
+        Assert.Equal("SECURITY_VIOLATION", info.StateReason);
+        Assert.True(await Eventually(() => AuditEvents(shared.Daemon).Contains(("SECURITY_VIOLATION", id))), $"no SECURITY_VIOLATION record for {id}");
+        Assert.DoesNotContain("the filter let it through", shared.Daemon.Log);
+        await AssertCleanAndServing(shared, Behaviour.ForbiddenCallInExecute);
+    }
+
+    [Fact]
+    public async Task A_worker_its_syscall_filter_kills_while_loading_fails_the_load_with_SECURITY_VIOLATION_audited()
+    {
+        var error = await LoadRefused(shared, Behaviour.ForbiddenCallInLoad, StatusCode.PermissionDenied, ErrorReason.SecurityViolation);
+        Assert.Contains("system call outside its allow-list", error.Message);
+        Assert.Contains(shared.Daemon.AuditRecords(), r => r.Event == "SECURITY_VIOLATION" && r.PluginId == IdFor(Behaviour.ForbiddenCallInLoad));
+        await AssertNotLoaded(shared, Behaviour.ForbiddenCallInLoad);
+        await AssertCleanAndServing(shared, Behaviour.ForbiddenCallInLoad);
+    }
+
+    [Fact]
     public async Task A_worker_that_dies_in_a_call_fails_it_with_PLUGIN_CRASHED_and_the_plugin_is_CRASHED()
     {
         var id = IdFor(Behaviour.CrashMidCall);

@@ -39,6 +39,15 @@ public static class Behaviour
     /// <summary>Hands shake and serves; Load succeeds, and it answers Execute with a frame that announces 2 GiB.</summary>
     public const string HugeFrame = "huge-frame";
 
+    /// <summary>
+    /// Hands shake, installs the real worker's seccomp filter, serves; Load succeeds, Execute calls socket(2) as plugin
+    /// code that escaped WebAssembly might, and the filter kills the process.
+    /// </summary>
+    public const string ForbiddenCallInExecute = "forbidden-call-in-execute";
+
+    /// <summary>The same, but Load makes the forbidden call.</summary>
+    public const string ForbiddenCallInLoad = "forbidden-call-in-load";
+
     /// <summary>The exit status of a worker that dies in a call (EX_SOFTWARE).</summary>
     public const int CrashStatus = 70;
 
@@ -48,5 +57,6 @@ public static class Behaviour
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame, HangInLoad, HugeStderrLine,
+        ForbiddenCallInExecute, ForbiddenCallInLoad,
     };
 }

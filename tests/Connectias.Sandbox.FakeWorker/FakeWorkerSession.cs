@@ -15,6 +15,7 @@ internal static class FakeWorkerSession
             case WorkerRequest.BodyOneofCase.Load:
                 if (behaviour == Behaviour.ExitDuringLoad) ProcessExit.Now(Behaviour.CrashStatus);
                 if (behaviour == Behaviour.HangInLoad) Thread.Sleep(Timeout.Infinite);
+                if (behaviour == Behaviour.ForbiddenCallInLoad) ProcessExit.MakeForbiddenCall();
                 if (behaviour == Behaviour.HugeStderrLine)
                 {
                     using var stderr = Console.OpenStandardError();
@@ -45,6 +46,7 @@ internal static class FakeWorkerSession
                 break;
             case WorkerRequest.BodyOneofCase.Execute:
                 if (behaviour == Behaviour.CrashMidCall) ProcessExit.Now(Behaviour.CrashStatus);
+                if (behaviour == Behaviour.ForbiddenCallInExecute) ProcessExit.MakeForbiddenCall();
                 // Deaf to everything, like a worker stuck in native code: only a kill ends it.
                 if (behaviour == Behaviour.HangMidCall) Thread.Sleep(Timeout.Infinite);
                 if (behaviour == Behaviour.HugeFrame)

@@ -11,6 +11,19 @@ internal static partial class ProcessExit
     [LibraryImport("libc")]
     private static partial int getppid();
 
+    [LibraryImport("libc", EntryPoint = "socket")]
+    private static partial int Socket(int domain, int type, int protocol);
+
+    /// <summary>socket(AF_INET, SOCK_STREAM, 0): what escaped plugin code would call first to reach the network.</summary>
+    public static void MakeForbiddenCall()
+    {
+        Console.Error.WriteLine("fake worker: calling socket(AF_INET, SOCK_STREAM)");
+        Console.Error.Flush();
+        var descriptor = Socket(2, 1, 0);
+        Console.Error.WriteLine($"fake worker: socket() returned {descriptor}; the filter let it through");
+        ExitImmediately(Behaviour.CrashStatus);
+    }
+
     /// <summary>
     /// Ends the process at once with <paramref name="status"/>, as a crash would: no shutdown of the host, no
     /// reply to the call in flight. (Environment.Exit would wait for the host to stop, which waits for that call.)

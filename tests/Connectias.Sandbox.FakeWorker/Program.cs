@@ -57,6 +57,7 @@ listener.Listen(1);
 stdout.WriteLine(WorkerHandshake.Format(socketPath, Environment.ProcessId, "fake-engine"));
 using var connection = new NetworkStream(listener.Accept(), ownsSocket: true);
 File.Delete(socketPath);
+if (behaviour is Behaviour.ForbiddenCallInExecute or Behaviour.ForbiddenCallInLoad) Connectias.Sandbox.Worker.Lockdown.SyscallFilter.Install();
 while (WorkerFrames.Read(connection, WorkerRequest.Parser) is { } request) FakeWorkerSession.Answer(request, behaviour, connection, stdout);
 return 0;
 

@@ -71,15 +71,19 @@ internal sealed class PluginSupervisor(
         }
         catch (Exception e)
         {
-            if (e is WorkerConnectionException { ProtocolViolation: true } broken)
+            // Broke the protocol while loading, or killed by its system-call filter (a Load runs the plugin's
+            // _initialize and plugin_init): a security violation, audited as one, whoever notices first.
+            var violation = e switch
             {
-                // Broke the protocol while loading: a security violation, audited as one, whoever notices first.
-                var violation = new SandboxException(ErrorReason.SecurityViolation, $"the worker of plugin {plugin.Id} broke the worker protocol: {broken.Message}", ErrorMetadata.For(plugin.Id));
-                if (worker.TryBeginStopping(violation))
-                {
-                    audit.Record(AuditEvents.SecurityViolation, plugin.Id, json => AuditTrail.WriteCause(json, violation, worker.Pid));
-                    await stopper.StopAsync(worker, graceful: false);
-                }
+                WorkerConnectionException { ProtocolViolation: true } broken => new SandboxException(ErrorReason.SecurityViolation,
+                    $"the worker of plugin {plugin.Id} broke the worker protocol: {broken.Message}", ErrorMetadata.For(plugin.Id)),
+                WorkerConnectionException => WorkerExit.Violation(plugin.Id, await WorkerExit.StatusAsync(worker.Process)),
+                _ => null,
+            };
+            if (violation is not null && worker.TryBeginStopping(violation))
+            {
+                audit.Record(AuditEvents.SecurityViolation, plugin.Id, json => AuditTrail.WriteCause(json, violation, worker.Pid));
+                await stopper.StopAsync(worker, graceful: false);
             }
 
             var cause = worker.EndedBy;
@@ -184,22 +188,12 @@ internal sealed class PluginSupervisor(
         }
     }
 
-    private Task OnWorkerExitedAsync(ManagedPlugin plugin, WorkerHandle worker)
+    private async Task OnWorkerExitedAsync(ManagedPlugin plugin, WorkerHandle worker)
     {
-        if (worker.State is WorkerState.Stopping or WorkerState.Stopped) return Task.CompletedTask;
-        int? code;
-        try
-        {
-            code = worker.Process.ExitCode;
-        }
-        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
-        {
-            code = null; // stopped and disposed meanwhile
-        }
-
-        return TerminateAsync(plugin, worker, new SandboxException(ErrorReason.PluginCrashed,
-            $"the worker of plugin {plugin.Id} exited unexpectedly (exit status {code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"})",
-            ErrorMetadata.For(plugin.Id)), crashed: true);
+        if (worker.State is WorkerState.Stopping or WorkerState.Stopped) return;
+        var status = await WorkerExit.StatusAsync(worker.Process);
+        if (WorkerExit.Violation(plugin.Id, status) is { } violation) await TerminateAsync(plugin, worker, violation, crashed: false);
+        else await TerminateAsync(plugin, worker, WorkerExit.Crash(plugin.Id, status), crashed: true);
     }
 
     /// <summary>
@@ -264,7 +258,9 @@ internal sealed class PluginSupervisor(
         if (outcome.Ran) Interlocked.Increment(ref plugin.Failures);
         if (outcome.Terminate)
         {
-            await TerminateAsync(plugin, worker, error, outcome.Crashed);
+            // A worker that died during the call may have been killed by its system-call filter: that, not a crash, is why it ended.
+            var violation = outcome.Crashed ? WorkerExit.Violation(plugin.Id, await WorkerExit.StatusAsync(worker.Process)) : null;
+            await TerminateAsync(plugin, worker, violation ?? error, crashed: violation is null && outcome.Crashed);
             if (outcome.ReportWhyEnded) error = worker.EndedBy ?? error;
         }
         else if (outcome.WorkerFault)
