@@ -90,15 +90,6 @@ public sealed class AuditLog : IDisposable
     /// <summary>What opening the log cut off its end (a record a crash or a full disk left unfinished); null when it ended whole.</summary>
     public AuditTailRecovery? RecoveredAtOpen { get; }
 
-    /// <summary>The seq of the last record written (0 for an empty log).</summary>
-    public long LastSeq
-    {
-        get
-        {
-            lock (_lock) return _seq;
-        }
-    }
-
     public AuditRecord Append(string auditEvent, string pluginId, Action<Utf8JsonWriter>? writeDetails = null)
     {
         lock (_lock)

@@ -72,6 +72,19 @@ internal sealed class PluginUnloader(
     /// <summary>At shutdown everything goes: no dependency checks, each plugin on its own.</summary>
     public Task<CleanupReport> UnloadForShutdownAsync(ManagedPlugin plugin) => UnloadOneAsync(plugin, "unloaded at shutdown", writeAudit: true, whileIndependent: false);
 
+    /// <summary>A load refused after its plugin became READY (its records could not be audited): the plugin goes again, at once.</summary>
+    public async Task UndoLoadAsync(ManagedPlugin plugin)
+    {
+        try
+        {
+            await UnloadOneAsync(plugin, "its load could not be audited", writeAudit: true, whileIndependent: false);
+        }
+        catch (SandboxException e) when (e.Reason == ErrorReason.PluginNotFound)
+        {
+            // unloaded meanwhile: just as good
+        }
+    }
+
     /// <summary>
     /// The old half of an upgrade, after its successor took its place: its calls in flight finish, then it
     /// is unloaded like any plugin, but audited only by the upgrade's PLUGIN_UPGRADE and its CLEANUP_REPORT.
