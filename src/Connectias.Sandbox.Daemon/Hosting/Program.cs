@@ -148,6 +148,7 @@ builder.Services.AddSingleton(auditLog);
 builder.Services.AddSingleton<BackgroundTasks>();
 builder.Services.AddSingleton<EventHub>();
 builder.Services.AddSingleton<AuditTrail>();
+builder.Services.AddSingleton<RepeatedAuditRecords>();
 builder.Services.AddSingleton<PluginLifecycle>();
 builder.Services.AddSingleton<PluginRegistry>();
 builder.Services.AddSingleton(_ => new QueuedBytes(options.QueueBytesTotal));

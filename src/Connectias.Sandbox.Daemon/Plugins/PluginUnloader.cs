@@ -21,6 +21,7 @@ internal sealed class PluginUnloader(
     PluginLifecycle lifecycle,
     WorkerStopper stopper,
     AuditTrail audit,
+    RepeatedAuditRecords repeats,
     ILogger<PluginUnloader> logger)
 {
     private static readonly TimeSpan NetworkDrainTimeout = TimeSpan.FromSeconds(2);
@@ -154,6 +155,7 @@ internal sealed class PluginUnloader(
         }
 
         if (plugin.Broker is { } broker) await CloseBrokerAsync(broker, report);
+        repeats.CloseAll(plugin.Id); // the count of its repeated refusals is written before its cleanup report
 
         report.DurationUs = (ulong)clock.Elapsed.TotalMicroseconds;
         var reported = audit.Record(AuditEvents.CleanupReport, plugin.Id, json =>
