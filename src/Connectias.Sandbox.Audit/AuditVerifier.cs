@@ -21,9 +21,16 @@ public static class AuditVerifier
         var previous = AuditLog.Genesis;
         long expectedSeq = 1;
         long lineNumber = 0;
-        foreach (var line in File.ReadLines(path, Encoding.UTF8))
+        var endsInsideRecord = EndsInsideRecord(path);
+        using var lines = File.ReadLines(path, Encoding.UTF8).GetEnumerator();
+        var more = lines.MoveNext();
+        while (more)
         {
+            var line = lines.Current;
+            more = lines.MoveNext();
             lineNumber++;
+            if (!more && endsInsideRecord)
+                return Bad(lineNumber, null, "the log ends inside a record (a write cut short by a crash or a full disk); connectias-sandboxd cuts it off at its next start");
             if (line.Length == 0) continue;
             var at = line.LastIndexOf(HashMember, StringComparison.Ordinal);
             if (at < 0 || !line.EndsWith("\"}", StringComparison.Ordinal))
@@ -57,5 +64,14 @@ public static class AuditVerifier
 
         AuditVerification Bad(long badLine, long? badSeq, string problem) =>
             new(false, expectedSeq - 1, badLine, badSeq, problem);
+    }
+
+    /// <summary>Whether the file's last byte is not the newline that ends every whole record.</summary>
+    private static bool EndsInsideRecord(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        if (file.Length == 0) return false;
+        file.Position = file.Length - 1;
+        return file.ReadByte() != '\n';
     }
 }

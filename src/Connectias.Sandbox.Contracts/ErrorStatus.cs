@@ -32,6 +32,7 @@ public static class ErrorStatus
         ErrorReason.PluginTrapped => Grpc.Core.StatusCode.Internal,
         ErrorReason.PluginCrashed => Grpc.Core.StatusCode.Unavailable,
         ErrorReason.QueueFull => Grpc.Core.StatusCode.ResourceExhausted,
+        ErrorReason.AuditLogFailed => Grpc.Core.StatusCode.Unavailable,
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "no status code for this reason"),
     };
 

@@ -27,6 +27,9 @@ public enum ErrorReason
     PluginTrapped,
     PluginCrashed,
     QueueFull,
+
+    /// <summary>The audit log cannot be written and the policy says <c>audit_failure: refuse</c> (SPEC §5).</summary>
+    AuditLogFailed,
 }
 
 public static class ErrorReasons
@@ -56,6 +59,7 @@ public static class ErrorReasons
         [ErrorReason.PluginTrapped] = "PLUGIN_TRAPPED",
         [ErrorReason.PluginCrashed] = "PLUGIN_CRASHED",
         [ErrorReason.QueueFull] = "QUEUE_FULL",
+        [ErrorReason.AuditLogFailed] = "AUDIT_LOG_FAILED",
     };
 
     private static readonly Dictionary<string, ErrorReason> ByWireName =

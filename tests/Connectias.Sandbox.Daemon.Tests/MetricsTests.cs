@@ -74,7 +74,7 @@ public sealed class MetricsTests
     /// The value of the sample of <paramref name="metric"/> whose labels include every one of <paramref name="labels"/>
     /// (Prometheus text format: <c>name{label="value",...} value</c>), or null when there is none.
     /// </summary>
-    private static double? Sample(string scrape, string metric, params string[] labels)
+    internal static double? Sample(string scrape, string metric, params string[] labels)
     {
         foreach (Match match in Regex.Matches(scrape, $@"^{Regex.Escape(metric)}\{{(?<labels>[^}}]*)\}} (?<value>\S+)", RegexOptions.Multiline))
         {

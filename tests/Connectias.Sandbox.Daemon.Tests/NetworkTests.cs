@@ -114,6 +114,12 @@ public sealed class NetworkTests : IAsyncLifetime
                   "allowed_hosts": ["127.0.0.1:{{Port}}"],
                   "allow_private_hosts": ["127.0.0.1:{{Port}}"],
                   "limits": { "requests_per_minute": 3 }
+                },
+                "com.test.fetch-hammer": {
+                  "permissions": ["network"],
+                  "allowed_hosts": ["127.0.0.1:{{Port}}"],
+                  "allow_private_hosts": ["127.0.0.1:{{Port}}"],
+                  "limits": { "requests_per_minute": 1 }
                 }
               }
             }
@@ -289,6 +295,38 @@ public sealed class NetworkTests : IAsyncLifetime
         using var client = _daemon.Client();
         Assert.Equal(2UL, (await client.GetAsync("com.test.fetch")).Usage.NetworkRefusals);
     }
+
+    [Fact]
+    public async Task Repeated_refusals_are_audited_once_and_then_as_one_record_with_their_exact_count()
+    {
+        const string id = "com.test.fetch-hammer";
+        const int refusals = 300;
+        await Load(id, $"\"127.0.0.1:{Port}\"");
+        Assert.Equal(200, (await Fetch($"http://127.0.0.1:{Port}/json", id: id)).GetProperty("status").GetInt32());
+        for (var i = 0; i < refusals; i++) Assert.Equal(-3, Error(await Fetch($"http://127.0.0.1:{Port}/json", id: id)));
+
+        using var client = _daemon.Client();
+        Assert.Equal((ulong)refusals, (await client.GetAsync(id)).Usage.NetworkRefusals); // each one still counted where it is shown
+        var rate = NetworkRecords(id, "rate");
+        Assert.Single(rate); // the first, at once; the rest only when the window closes
+        Assert.False(rate[0].TryGetProperty("count", out _));
+
+        await client.UnloadAsync(id); // closes the window: one record for the rest, before the cleanup report
+        rate = NetworkRecords(id, "rate");
+        Assert.Equal(2, rate.Count);
+        Assert.Equal(refusals - 1, rate[1].GetProperty("count").GetInt32());
+        Assert.Equal("127.0.0.1", rate[1].GetProperty("host").GetString());
+        Assert.Equal(60_000, rate[1].GetProperty("window_ms").GetInt32());
+        var events = _daemon.AuditRecords().Where(r => r.PluginId == id).Select(r => r.Event).ToList();
+        Assert.True(events.LastIndexOf("RESOURCE_EXHAUSTION") < events.IndexOf("CLEANUP_REPORT"), string.Join(", ", events));
+        Assert.True(Audit.AuditVerifier.Verify(_daemon.AuditPath).Intact);
+        Assert.Single(_daemon.Log.Split('\n'), line => line.Contains($"network request of {id} refused", StringComparison.Ordinal));
+    }
+
+    /// <summary>The details of the plugin's network refusal records by <paramref name="rule"/>, in order.</summary>
+    private List<JsonElement> NetworkRecords(string pluginId, string rule) => _daemon.AuditRecords()
+        .Where(r => r.PluginId == pluginId && r.Details.TryGetProperty("kind", out var kind) && kind.GetString() == "network" && r.Details.GetProperty("rule").GetString() == rule)
+        .Select(r => r.Details).ToList();
 
     [Fact]
     public async Task Unloading_cancels_a_request_in_flight()

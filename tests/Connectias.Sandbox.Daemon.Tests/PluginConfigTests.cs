@@ -46,6 +46,7 @@ public class PluginConfigTests
     [InlineData("""{ "default": { "permisions": ["storage"] } }""", "unknown key 'default.permisions'")]
     [InlineData("""{ "default": { "limits": { "memory_bytes": 99999999999 } } }""", "'default.limits.memory_bytes' is 99999999999; this daemon allows at most")]
     [InlineData("""{ "default": { "limits": { "fuel_per_call": "lots" } } }""", "'default.limits.fuel_per_call' must be a whole number")]
+    [InlineData("""{ "audit_failure": "ignore" }""", "'audit_failure' must be \"refuse\" or \"continue\"")]
     public void A_policy_with_an_unknown_key_a_wrong_type_or_a_limit_over_the_maximum_stops_the_daemon_naming_key_and_file(string policy, string expected)
     {
         var state = Directory.CreateTempSubdirectory("connectias-badpolicy-").FullName;

@@ -76,6 +76,32 @@ public class StartupChecksTests
     }
 
     [Fact]
+    public async Task A_record_left_unfinished_by_a_killed_daemon_is_cut_off_at_restart_said_in_the_log_and_recorded_and_the_chain_verifies()
+    {
+        using var first = DaemonProcess.Start("{}");
+        using (var client = first.Client()) await client.LoadAsync(first.Package("noop", "com.test.torn"));
+        first.Signal("KILL");
+        Assert.True(first.WaitForExit(TimeSpan.FromSeconds(30)));
+        var whole = File.ReadAllBytes(first.AuditPath);
+        // What a crash (or a full disk under an older daemon) leaves: the start of a record, no newline.
+        var torn = "{\"seq\":99,\"ts\":\"2026-11-26T10:00:00.000000Z\",\"event\":\"PLUGIN_UNL"u8.ToArray();
+        using (var file = new FileStream(first.AuditPath, FileMode.Append)) file.Write(torn);
+        Assert.Equal(1, Cli.CliApp.Run(["audit", "verify", "--state-dir", first.StateDir], new StringWriter(), new StringWriter()));
+
+        using var second = DaemonProcess.Start(new DaemonStartInfo { StateDir = first.StateDir });
+        Assert.Contains($"ended inside a record (a write cut short by a crash or a full disk): cut off its last {torn.Length} bytes", second.Log);
+        Assert.DoesNotContain("hash chain broken", second.Log);
+        Assert.Equal(whole, File.ReadAllBytes(second.AuditPath)[..whole.Length]);
+        var recovered = Assert.Single(second.AuditRecords(), r => r.Event == "AUDIT_LOG_RECOVERED").Details;
+        Assert.Equal(torn.Length, recovered.GetProperty("bytes_dropped").GetInt32());
+        Assert.Equal(whole.Length, recovered.GetProperty("kept_bytes").GetInt64());
+        Assert.Equal(0, Cli.CliApp.Run(["audit", "verify", "--state-dir", second.StateDir], new StringWriter(), new StringWriter()));
+        using var channel = Contracts.UnixSocketChannel.Create(second.SocketPath);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving,
+            (await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = "connectias.sandbox.v1.AuditLog" })).Status);
+    }
+
+    [Fact]
     public async Task An_intact_audit_log_is_SERVING_in_health()
     {
         using var daemon = DaemonProcess.Start("{}");

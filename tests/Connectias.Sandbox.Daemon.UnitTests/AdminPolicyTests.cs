@@ -17,6 +17,16 @@ public sealed class AdminPolicyTests : IDisposable
         Assert.False(grant.PropagateTraceContext);
     }
 
+    [Theory]
+    [InlineData("{}", AuditFailureMode.Refuse)]
+    [InlineData("""{ "audit_failure": "refuse" }""", AuditFailureMode.Refuse)]
+    [InlineData("""{ "audit_failure": "continue", "default": { "permissions": [] } }""", AuditFailureMode.Continue)]
+    public void Audit_failure_is_refuse_unless_the_policy_says_continue(string json, AuditFailureMode expected)
+    {
+        Assert.Equal(expected, Load(json).AuditFailure);
+        Assert.Equal(AuditFailureMode.Refuse, AdminPolicy.BuiltIn.AuditFailure);
+    }
+
     [Fact]
     public void Trace_context_propagation_is_off_unless_granted_and_a_plugin_entry_inherits_the_defaults()
     {
@@ -77,7 +87,12 @@ public sealed class AdminPolicyTests : IDisposable
     [InlineData("""{ "defaults": {} }""", "unknown key 'defaults'")]
     [InlineData("""{ "default": { "permission": ["storage"] } }""", "unknown key 'default.permission'")]
     [InlineData("""{ "plugins": { "com.example.x": { "limits": { "memory": 1 } } } }""", "unknown key 'plugins.com.example.x.limits.memory'")]
-    [InlineData("""{ "audit_failure": "continue" }""", "unknown key 'audit_failure'")]
+    [InlineData("""{ "audit_failure": "ignore" }""", "'audit_failure' must be \"refuse\" or \"continue\"")]
+    [InlineData("""{ "audit_failure": "Refuse" }""", "'audit_failure' must be \"refuse\" or \"continue\"")]
+    [InlineData("""{ "audit_failure": true }""", "'audit_failure' must be \"refuse\" or \"continue\"")]
+    [InlineData("""{ "audit_failure": null }""", "'audit_failure' must be \"refuse\" or \"continue\"")]
+    [InlineData("""{ "default": { "audit_failure": "continue" } }""", "unknown key 'default.audit_failure'")]
+    [InlineData("""{ "audit_failures": "continue" }""", "unknown key 'audit_failures'; known here: audit_failure, default, plugins")]
     [InlineData("""{ "default": { "limits": { "memory_bytes": 8589934592 } } }""", "'default.limits.memory_bytes' is 8589934592; this daemon allows at most 4294967296")]
     [InlineData("""{ "default": { "limits": { "timeout_ms": 3600001 } } }""", "'default.limits.timeout_ms' is 3600001; this daemon allows at most 3600000")]
     [InlineData("""{ "plugins": { "com.example.x": { "config": [] } } }""", "'plugins.com.example.x.config' must be an object")]

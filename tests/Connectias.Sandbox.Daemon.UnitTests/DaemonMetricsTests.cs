@@ -3,6 +3,7 @@ using Connectias.Sandbox.Daemon.Calls;
 using Connectias.Sandbox.Daemon.Events;
 using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.Daemon.Lifecycle;
+using Connectias.Sandbox.Daemon.Policy;
 using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.V1;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -85,7 +86,7 @@ public sealed class DaemonMetricsTests : IDisposable
     {
         using var state = new TempAuditDirectory();
         var events = new EventHub();
-        var registry = new PluginRegistry(new DaemonOptions(), new PluginLifecycle(events, new AuditTrail(state.Log, events, NullLogger<AuditTrail>.Instance)));
+        var registry = new PluginRegistry(new DaemonOptions(), new PluginLifecycle(events, new AuditTrail(state.Log, events, AdminPolicy.BuiltIn, _capture.Metrics, NullLogger<AuditTrail>.Instance)));
         var ready = Plugin(_plugin, PluginState.Ready);
         ready.RecordMemory(65536);
         ready.WorkerRssBytes = 40_000_000;

@@ -30,6 +30,15 @@ public class DaemonOptionsTests
         Assert.True(new DaemonOptionsValidator().Validate(null, new DaemonOptions { MetricsListen = "[::1]:9464", OtlpEndpoint = "https://otel.example.com" }).Succeeded);
     }
 
+    [Fact]
+    public void The_audit_repeat_window_is_a_minute_may_be_0_and_is_refused_below_it()
+    {
+        Assert.Equal(60_000, new DaemonOptions().AuditRepeatWindowMs);
+        Assert.True(new DaemonOptionsValidator().Validate(null, new DaemonOptions { AuditRepeatWindowMs = 0 }).Succeeded);
+        var refused = new DaemonOptionsValidator().Validate(null, new DaemonOptions { AuditRepeatWindowMs = -1 });
+        Assert.Equal(["Sandbox:AuditRepeatWindowMs is -1; it must be at least 0"], refused.Failures);
+    }
+
     [Theory]
     [InlineData(nameof(DaemonOptions.Sandbox), "Sandbox:Sandbox 'chroot' is not a sandbox mode")]
     [InlineData(nameof(DaemonOptions.WorkerRuntime), "Sandbox:WorkerRuntime 'aot' is not a worker runtime; use native, jit")]

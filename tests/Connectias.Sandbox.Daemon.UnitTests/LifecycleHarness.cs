@@ -2,8 +2,10 @@ using Connectias.Sandbox.Audit;
 using Connectias.Sandbox.Daemon.Events;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Policy;
+using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Packaging;
 using Connectias.Sandbox.V1;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Connectias.Sandbox.Daemon.UnitTests;
@@ -12,12 +14,16 @@ namespace Connectias.Sandbox.Daemon.UnitTests;
 internal sealed class LifecycleHarness : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("connectias-lifecycle-").FullName;
+    private readonly ServiceProvider _meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
 
     public LifecycleHarness()
     {
         Audit = new AuditLog(_directory);
-        Lifecycle = new PluginLifecycle(Events, new AuditTrail(Audit, Events, NullLogger<AuditTrail>.Instance));
+        Lifecycle = new PluginLifecycle(Events, new AuditTrail(Audit, Events, AdminPolicy.BuiltIn, Metrics(_meters), NullLogger<AuditTrail>.Instance));
     }
+
+    /// <summary>The daemon's metrics with nothing listening, for code under test that counts.</summary>
+    public static DaemonMetrics Metrics(IServiceProvider services) => new(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
 
     public AuditLog Audit { get; }
     public EventHub Events { get; } = new();
@@ -31,6 +37,7 @@ internal sealed class LifecycleHarness : IDisposable
     public void Dispose()
     {
         Audit.Dispose();
+        _meters.Dispose();
         Directory.Delete(_directory, recursive: true);
     }
 }

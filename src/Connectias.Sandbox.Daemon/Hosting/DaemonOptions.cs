@@ -40,6 +40,13 @@ public sealed class DaemonOptions
     /// <summary>Create a local development signing key on first start and trust it (see the operator's guide).</summary>
     public bool DevelopmentKey { get; set; } = true;
 
+    /// <summary>
+    /// Identical audit records that a plugin can repeat at will (a network refusal of the same plugin and rule): the
+    /// first is written, the ones within this window after it only counted, and one record with their count is
+    /// written when the window closes (or at unload or shutdown). 0 writes every one.
+    /// </summary>
+    public int AuditRepeatWindowMs { get; set; } = 60_000;
+
     /// <summary>"auto" (bubblewrap when it works), "bubblewrap" (required), or "none".</summary>
     public string Sandbox { get; set; } = "auto";
 
@@ -162,4 +169,5 @@ public sealed class DaemonOptions
     public TimeSpan CallGrace => TimeSpan.FromMilliseconds(CallGraceMs);
     public TimeSpan WorkerStopGrace => TimeSpan.FromMilliseconds(WorkerStopGraceMs);
     public TimeSpan UnloadedRetention => TimeSpan.FromSeconds(UnloadedRetentionSeconds);
+    public TimeSpan AuditRepeatWindow => TimeSpan.FromMilliseconds(AuditRepeatWindowMs);
 }

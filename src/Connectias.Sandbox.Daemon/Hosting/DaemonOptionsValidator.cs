@@ -62,6 +62,7 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
             (nameof(o.ModuleCacheMaxBytes), o.ModuleCacheMaxBytes, 0),
             (nameof(o.WarmWorkers), o.WarmWorkers, 0),
             (nameof(o.MaxPlugins), o.MaxPlugins, 1),
+            (nameof(o.AuditRepeatWindowMs), o.AuditRepeatWindowMs, 0),
             (nameof(o.MonitorIntervalMs), o.MonitorIntervalMs, 10),
             (nameof(o.WorkerRssAllowanceBytes), o.WorkerRssAllowanceBytes, 0),
             (nameof(o.UnloadedRetentionSeconds), o.UnloadedRetentionSeconds, 0),

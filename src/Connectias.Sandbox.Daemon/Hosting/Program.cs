@@ -126,6 +126,17 @@ if (File.Exists(socket))
 }
 
 var developmentKey = options.DevelopmentKey ? DevelopmentKey.Ensure(options) : null;
+AuditLog auditLog;
+try
+{
+    auditLog = new AuditLog(SandboxPaths.AuditDirectory(options.StateDir)); // cuts off a record left unfinished, so the check below sees whole ones
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"connectias-sandboxd: cannot open the audit log in {SandboxPaths.AuditDirectory(options.StateDir)}: {e.Message}");
+    return 1;
+}
+
 var auditAtStart = StartupChecks.VerifyAuditLog(options.StateDir);
 
 // Options: the same validator again at host start, so nothing resolved later sees an unchecked value.
@@ -133,10 +144,11 @@ builder.Services.AddOptions<DaemonOptions>().Bind(section).PostConfigure(o => o.
 builder.Services.AddSingleton<IValidateOptions<DaemonOptions>, DaemonOptionsValidator>();
 builder.Services.AddSingleton(services => services.GetRequiredService<IOptions<DaemonOptions>>().Value);
 builder.Services.AddSingleton(policy);
-builder.Services.AddSingleton(_ => new AuditLog(SandboxPaths.AuditDirectory(options.StateDir)));
+builder.Services.AddSingleton(auditLog);
 builder.Services.AddSingleton<BackgroundTasks>();
 builder.Services.AddSingleton<EventHub>();
 builder.Services.AddSingleton<AuditTrail>();
+builder.Services.AddSingleton<RepeatedAuditRecords>();
 builder.Services.AddSingleton<PluginLifecycle>();
 builder.Services.AddSingleton<PluginRegistry>();
 builder.Services.AddSingleton(_ => new QueuedBytes(options.QueueBytesTotal));
@@ -195,7 +207,7 @@ catch (InvalidOperationException e)
     return 1;
 }
 
-var audit = app.Services.GetRequiredService<AuditLog>();
+var audit = app.Services.GetRequiredService<AuditTrail>();
 await app.StartAsync();
 File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 var health = app.Services.GetRequiredService<HealthServiceImpl>();
@@ -206,7 +218,7 @@ health.SetStatus(StartupChecks.AuditHealthService, auditAtStart is { Intact: fal
     ? HealthCheckResponse.Types.ServingStatus.NotServing
     : HealthCheckResponse.Types.ServingStatus.Serving);
 
-audit.Append(AuditEvents.DaemonStart, "", json =>
+audit.Record(AuditEvents.DaemonStart, "", json =>
 {
     json.WriteString("version", CoreVersion.Current);
     json.WriteString("socket", socket);
@@ -216,11 +228,12 @@ audit.Append(AuditEvents.DaemonStart, "", json =>
     json.WriteBoolean("allow_unsigned", options.AllowUnsigned);
     json.WriteString("sandbox", launcher.UseBubblewrap ? "bubblewrap" : "process");
 });
+audit.RecordRecoveryAtStart();
 if (auditAtStart is { Intact: false } broken)
 {
     logger.LogError("audit log hash chain broken at line {Line} (record seq {Seq}): {Problem}; {Records} records before it verify. " +
                     "New records continue after it; health service {Service} reports NOT_SERVING", broken.BadLine, broken.BadSeq, broken.Problem, broken.Records, StartupChecks.AuditHealthService);
-    audit.Append(AuditEvents.AuditChainBroken, "", json =>
+    audit.Record(AuditEvents.AuditChainBroken, "", json =>
     {
         if (broken.BadLine is { } line) json.WriteNumber("first_bad_line", line);
         if (broken.BadSeq is { } seq) json.WriteNumber("first_bad_seq", seq);
@@ -237,8 +250,9 @@ logger.LogInformation("connectias-sandboxd {Version} listening on {Socket}{Tcp};
 
 await app.WaitForShutdownAsync();
 health.SetStatus("", HealthCheckResponse.Types.ServingStatus.NotServing);
-audit.Append(AuditEvents.DaemonStop, "");
-audit.Dispose();
+audit.Record(AuditEvents.DaemonStop, "");
+if (audit.LostRecords > 0) logger.LogError("{Lost} audit record(s) could not be written while this daemon ran", audit.LostRecords);
+auditLog.Dispose();
 if (File.Exists(socket)) File.Delete(socket);
 return 0;
 

@@ -36,7 +36,7 @@ internal readonly record struct TransitionResult(bool Applied, bool Audited);
 /// checks <see cref="Allowed"/>, changes the state, publishes the StateChanged event and writes the audit record.
 ///
 /// LOCK ORDER, followed everywhere in the daemon: the registry's lock, then a plugin's <c>Sync</c>, then a
-/// worker handle's lock, then the audit log's lock, then the event hub's lock. A lock is only ever taken while
+/// worker handle's lock, then the audit's locks (RepeatedAuditRecords', AuditTrail's, AuditLog's), then the event hub's lock. A lock is only ever taken while
 /// holding locks earlier in this list, and nothing is awaited while any of them is held.
 /// </summary>
 internal sealed class PluginLifecycle(EventHub events, AuditTrail audit)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Connectias.Sandbox.Daemon.Calls;
+using Connectias.Sandbox.Daemon.Events;
 using Connectias.Sandbox.Daemon.Lifecycle;
 using Connectias.Sandbox.Daemon.Telemetry;
 using Connectias.Sandbox.Daemon.Workers;
@@ -10,11 +11,11 @@ namespace Connectias.Sandbox.Daemon.Plugins;
 
 /// <summary>
 /// Execute: refuses at once what cannot run (unknown or unloaded plugin, a plugin not ready, an undeclared
-/// command, a full queue), otherwise queues the call on the plugin's worker and waits for its outcome. Every call
+/// command, an audit log that cannot be written under <c>audit_failure: refuse</c>, a full queue), otherwise queues the call on the plugin's worker and waits for its outcome. Every call
 /// to a registered plugin is counted, timed and traced here, in the one place every end of a call passes through
 /// (a refusal at admission, the worker's answer, a queued call failed when its worker was ended).
 /// </summary>
-internal sealed class PluginCalls(PluginRegistry registry, DaemonMetrics metrics)
+internal sealed class PluginCalls(PluginRegistry registry, AuditTrail audit, DaemonMetrics metrics)
 {
     public async Task<ExecuteResponse> ExecuteAsync(ExecuteRequest request, DateTime? deadline, CancellationToken cancellation)
     {
@@ -64,6 +65,7 @@ internal sealed class PluginCalls(PluginRegistry registry, DaemonMetrics metrics
                 $"plugin {plugin.Id} declares no command '{request.Command}'; it declares: {string.Join(", ", declared.Select(c => c.Name))}", ErrorMetadata.For(plugin.Id));
         }
 
+        audit.EnsureWritable(plugin.Id);
         var job = new CallJob(request.Command, request.Args.ToByteArray(), deadline, cancellation, span);
         if (!worker.Calls.TryEnqueue(job, out var full))
         {

@@ -13,7 +13,8 @@ namespace Connectias.Sandbox.Daemon.Plugins;
 /// <summary>
 /// LoadPlugin: read and check the package (hygiene, manifest, versions, signature), check the policy grants
 /// what it asks for, register it, and have the supervisor start its worker. Every refusal is audited as
-/// LOAD_REJECTED and leaves nothing registered.
+/// LOAD_REJECTED and leaves nothing registered. Under <c>audit_failure: refuse</c> a load is refused while the audit
+/// log cannot be written, and a load whose own records could not be written is undone: no plugin runs unaudited.
 /// </summary>
 internal sealed class PluginLoader(
     DaemonOptions options,
@@ -21,6 +22,7 @@ internal sealed class PluginLoader(
     PluginRegistry registry,
     PluginSupervisor supervisor,
     PluginUpgrader upgrader,
+    PluginUnloader unloader,
     AuditTrail audit,
     DaemonMetrics metrics,
     ILogger<PluginLoader> logger)
@@ -46,6 +48,8 @@ internal sealed class PluginLoader(
 
             plugin = Verify(request);
             span?.SetTag("plugin_id", plugin.Id);
+            audit.EnsureWritable(plugin.Id);
+            var lostBefore = audit.LostRecords;
             if (request.Replace && LiveOf(plugin.Id) is { } current)
             {
                 var upgraded = await upgrader.UpgradeAsync(current, plugin, source, cancellation);
@@ -70,6 +74,7 @@ internal sealed class PluginLoader(
                 },
             }, cancellation);
             RecordGrant(plugin);
+            await UndoUnlessAuditedAsync(plugin, lostBefore);
             metrics.Loaded(plugin.Id);
             logger.LogInformation("loaded {PluginId} {Version} (pid {Pid}, signer {Signer})", plugin.Id, manifest.Version, plugin.Current!.WorkerPid, plugin.Signer.Fingerprint ?? "unsigned");
             return plugin;
@@ -95,6 +100,20 @@ internal sealed class PluginLoader(
             DaemonTracing.Failed(span, e);
             logger.LogWarning("load of {Source} rejected: {Reason}: {Message}", source, e.Reason.WireName(), e.Message);
             throw ErrorMetadata.WithPluginId(e, id);
+        }
+    }
+
+    /// <summary>Under <c>audit_failure: refuse</c>, a plugin whose load could not be audited is unloaded again and the load refused.</summary>
+    private async Task UndoUnlessAuditedAsync(ManagedPlugin plugin, long lostBefore)
+    {
+        try
+        {
+            audit.EnsureNoneLostSince(lostBefore, plugin.Id);
+        }
+        catch (SandboxException)
+        {
+            await unloader.UndoLoadAsync(plugin);
+            throw;
         }
     }
 

@@ -21,6 +21,7 @@ internal sealed class PluginUnloader(
     PluginLifecycle lifecycle,
     WorkerStopper stopper,
     AuditTrail audit,
+    RepeatedAuditRecords repeats,
     ILogger<PluginUnloader> logger)
 {
     private static readonly TimeSpan NetworkDrainTimeout = TimeSpan.FromSeconds(2);
@@ -71,6 +72,19 @@ internal sealed class PluginUnloader(
 
     /// <summary>At shutdown everything goes: no dependency checks, each plugin on its own.</summary>
     public Task<CleanupReport> UnloadForShutdownAsync(ManagedPlugin plugin) => UnloadOneAsync(plugin, "unloaded at shutdown", writeAudit: true, whileIndependent: false);
+
+    /// <summary>A load refused after its plugin became READY (its records could not be audited): the plugin goes again, at once.</summary>
+    public async Task UndoLoadAsync(ManagedPlugin plugin)
+    {
+        try
+        {
+            await UnloadOneAsync(plugin, "its load could not be audited", writeAudit: true, whileIndependent: false);
+        }
+        catch (SandboxException e) when (e.Reason == ErrorReason.PluginNotFound)
+        {
+            // unloaded meanwhile: just as good
+        }
+    }
 
     /// <summary>
     /// The old half of an upgrade, after its successor took its place: its calls in flight finish, then it
@@ -141,6 +155,7 @@ internal sealed class PluginUnloader(
         }
 
         if (plugin.Broker is { } broker) await CloseBrokerAsync(broker, report);
+        repeats.CloseAll(plugin.Id); // the count of its repeated refusals is written before its cleanup report
 
         report.DurationUs = (ulong)clock.Elapsed.TotalMicroseconds;
         var reported = audit.Record(AuditEvents.CleanupReport, plugin.Id, json =>

@@ -9,6 +9,16 @@ public enum RestartPolicy
     OnFailure,
 }
 
+/// <summary>What the daemon does while its audit log cannot be written (<c>audit_failure</c>, SPEC §5).</summary>
+public enum AuditFailureMode
+{
+    /// <summary>Loads and executions are refused with AUDIT_LOG_FAILED until a record can be written again.</summary>
+    Refuse,
+
+    /// <summary>Plugins keep being served; every record that could not be written is counted.</summary>
+    Continue,
+}
+
 /// <summary>What the administrator grants one plugin.</summary>
 public sealed record PolicyGrant(
     IReadOnlySet<Permission> Permissions,
@@ -38,18 +48,22 @@ public sealed class AdminPolicy
 {
     public static readonly AdminPolicy BuiltIn = new(
         new PolicyGrant(new HashSet<Permission> { Permission.Storage, Permission.SystemInfo }, [], [], ResourceLimits.Defaults, RestartPolicy.Never),
-        new Dictionary<string, PolicyGrant>(), "built-in");
+        new Dictionary<string, PolicyGrant>(), "built-in", AuditFailureMode.Refuse);
 
-    private AdminPolicy(PolicyGrant defaults, Dictionary<string, PolicyGrant> plugins, string source)
+    private AdminPolicy(PolicyGrant defaults, Dictionary<string, PolicyGrant> plugins, string source, AuditFailureMode auditFailure)
     {
         Default = defaults;
         Plugins = plugins;
         Source = source;
+        AuditFailure = auditFailure;
     }
 
     public PolicyGrant Default { get; }
     public IReadOnlyDictionary<string, PolicyGrant> Plugins { get; }
     public string Source { get; }
+
+    /// <summary>The top-level <c>audit_failure</c>: <c>refuse</c> (the default) or <c>continue</c>.</summary>
+    public AuditFailureMode AuditFailure { get; }
 
     public PolicyGrant For(string pluginId) => Plugins.TryGetValue(pluginId, out var grant) ? grant : Default;
 
@@ -85,7 +99,15 @@ public sealed class AdminPolicy
                 }
             }
 
-            return new AdminPolicy(defaults, plugins, path);
+            var auditFailure = root.TryGetProperty("audit_failure", out var a)
+                ? (a.ValueKind == JsonValueKind.String ? a.GetString() : null) switch
+                {
+                    "refuse" => AuditFailureMode.Refuse,
+                    "continue" => AuditFailureMode.Continue,
+                    _ => throw new InvalidDataException($"policy {path}: 'audit_failure' must be \"refuse\" or \"continue\""),
+                }
+                : AuditFailureMode.Refuse;
+            return new AdminPolicy(defaults, plugins, path, auditFailure);
         }
     }
 
@@ -135,7 +157,7 @@ public sealed class AdminPolicy
         };
     }
 
-    private static readonly HashSet<string> TopLevelKeys = ["default", "plugins"];
+    private static readonly HashSet<string> TopLevelKeys = ["default", "plugins", "audit_failure"];
     private static readonly HashSet<string> GrantKeys = ["permissions", "allowed_hosts", "allow_private_hosts", "limits", "restart", "config", "propagate_trace_context"];
 
     /// <summary>A key the daemon does not know stops it: a misspelt key must not silently weaken the policy (SPEC §5).</summary>
@@ -144,8 +166,7 @@ public sealed class AdminPolicy
         foreach (var member in element.EnumerateObject())
         {
             if (known.Contains(member.Name)) continue;
-            var hint = member.Name == "audit_failure" ? " (audit_failure is not supported by this daemon yet; it keeps serving and logs each lost record)" : "";
-            throw new InvalidDataException($"policy {path}: unknown key '{prefix}{member.Name}'; known here: {string.Join(", ", known.Order(StringComparer.Ordinal))}{hint}");
+            throw new InvalidDataException($"policy {path}: unknown key '{prefix}{member.Name}'; known here: {string.Join(", ", known.Order(StringComparer.Ordinal))}");
         }
     }
 

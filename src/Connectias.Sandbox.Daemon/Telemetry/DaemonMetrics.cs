@@ -31,6 +31,7 @@ internal sealed class DaemonMetrics
     private readonly Counter<long> _networkSent;
     private readonly Counter<long> _networkReceived;
     private readonly Counter<long> _networkRefusals;
+    private readonly Counter<long> _auditLost;
 
     public DaemonMetrics(IMeterFactory meters)
     {
@@ -51,6 +52,7 @@ internal sealed class DaemonMetrics
         _networkSent = meter.CreateCounter<long>("connectias.sandbox.network.sent", "By", "Request body bytes the broker sent");
         _networkReceived = meter.CreateCounter<long>("connectias.sandbox.network.received", "By", "Response body bytes the broker received");
         _networkRefusals = meter.CreateCounter<long>("connectias.sandbox.network.refusals", "{request}", "http_request calls the broker refused, by rule");
+        _auditLost = meter.CreateCounter<long>("connectias.sandbox.audit.lost_records", "{record}", "Audit records that could not be written (a full disk), by event");
     }
 
     /// <summary>An Execute for a registered plugin ended: answered (<paramref name="error"/> null) or failed.</summary>
@@ -91,6 +93,9 @@ internal sealed class DaemonMetrics
 
     public void NetworkRefused(string pluginId, string rule) =>
         _networkRefusals.Add(1, new KeyValuePair<string, object?>("plugin_id", pluginId), new("rule", rule));
+
+    /// <summary>An audit record could not be written. By event only: its name is one of the daemon's own, never a caller's.</summary>
+    public void AuditRecordLost(string auditEvent) => _auditLost.Add(1, new KeyValuePair<string, object?>("event", auditEvent));
 
     /// <summary>The SPEC reason of a failed call; a caller that went away is CANCELLED, anything else unforeseen INTERNAL.</summary>
     public static string ReasonOf(Exception error) => error switch
