@@ -46,7 +46,7 @@ public sealed class PluginInstance : IDisposable
         _engine = engine;
         _setup = setup;
         _module = module;
-        _log = new PluginLogWriter(setup.Log);
+        _log = new PluginLogWriter(setup.Log, setup.Budgets);
         if (setup.Permissions.Contains(Permission.Storage))
         {
             if (setup.StorageDirectory is null) throw new ArgumentException("storage is granted but no storage directory was given", nameof(setup));
