@@ -65,6 +65,8 @@ public sealed class PluginInstance : IDisposable
         _linker.DefineWasi();
         // A host-side sleep would outlast the call's deadline (epochs interrupt only WebAssembly code).
         _linker.DefineFunction(AbiContract.WasiModule, "poll_oneoff", (int _, int _, int _, int _) => WasiErrnoNotSupported);
+        // So would a flood of stdout on Wasmtime's output thread: the host takes fd_write itself, deadline and log budget checked.
+        WasiOutput.Define(_linker, this);
         // Wasmtime's own proc_exit turns a code of 126 or more into an ordinary error (not an exit): any code is a
         // crash of the plugin, reported with its code.
         _linker.DefineFunction(AbiContract.WasiModule, "proc_exit", (int code) =>
@@ -364,6 +366,7 @@ public sealed class PluginInstance : IDisposable
     internal Span<byte> Guest(Caller caller, int pointer, int length, string function)
     {
         CheckMemory(); // every host call is a checkpoint for growth past the limit
+        CheckDeadline(); // and for the deadline: a loop of host calls spends its time here, not in WebAssembly
         var memory = _memory ?? caller.GetMemory(AbiContract.MemoryExport)
             ?? throw new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} called connectias.{function} without a memory", ErrorMetadata.For(PluginId));
         var end = (ulong)(uint)pointer + (uint)length;
