@@ -50,7 +50,7 @@ public sealed class PluginInstance : IDisposable
         if (setup.Permissions.Contains(Permission.Storage))
         {
             if (setup.StorageDirectory is null) throw new ArgumentException("storage is granted but no storage directory was given", nameof(setup));
-            _storage = new PluginStorage(setup.StorageDirectory, setup.Limits.StorageBytes);
+            _storage = new PluginStorage(setup.StorageDirectory, setup.Limits.StorageBytes, setup.Budgets.StorageMaxEntries);
         }
 
         _store = new Store(engine.Engine);
