@@ -220,7 +220,12 @@ public sealed class PluginInstance : IDisposable
     /// <summary>Runs <c>plugin_cleanup</c> once, if exported, under a normal call budget.</summary>
     public (bool Called, int Code) Cleanup(TimeSpan? deadline = null)
     {
-        if (_cleanup is null || _cleanedUp || _terminatedBy is not null) return (false, 0);
+        if (_cleanup is null || _cleanedUp || _terminatedBy is not null)
+        {
+            _log.Finish(); // nothing of the plugin runs after an unload's cleanup
+            return (false, 0);
+        }
+
         _cleanedUp = true;
         BeginBudget(deadline);
         try
@@ -236,6 +241,7 @@ public sealed class PluginInstance : IDisposable
         finally
         {
             EndCall();
+            _log.Finish();
         }
     }
 

@@ -93,6 +93,12 @@ internal sealed class PluginLogWriter
         }
     }
 
+    /// <summary>Nothing of the plugin runs after this (its cleanup at unload): the open minute's summary, if it dropped lines, comes now.</summary>
+    public void Finish()
+    {
+        lock (_lock) CloseWindow(onlyIfOver: false);
+    }
+
     private void EndLine(PluginLogSource source, PendingLine line)
     {
         Offer(source == PluginLogSource.Stdout ? PluginLogLevel.Info : PluginLogLevel.Warning, source, line.Kept, line.WrittenBytes);
@@ -165,10 +171,12 @@ internal sealed class PluginLogWriter
         _windowOpenedAt = _clock.GetUtcNow();
     }
 
+    private void CloseWindowIfOver() => CloseWindow(onlyIfOver: true);
+
     /// <summary>Once the minute is over: its summary, if it dropped lines (the one line a window may hold beyond its budget).</summary>
-    private void CloseWindowIfOver()
+    private void CloseWindow(bool onlyIfOver)
     {
-        if (_windowOpened is not { } opened || _clock.GetElapsedTime(opened) < Window) return;
+        if (_windowOpened is not { } opened || (onlyIfOver && _clock.GetElapsedTime(opened) < Window)) return;
         if (_minute.DroppedLines > 0)
         {
             var ofCalls = _callLinesFolded == 0 ? "" : $", {_callLinesFolded} of them ({_callBytesFolded} bytes) over a call's budget";

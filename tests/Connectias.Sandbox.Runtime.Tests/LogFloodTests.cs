@@ -60,6 +60,20 @@ public sealed class LogFloodTests(EngineFixture fixture) : RuntimeTestBase(fixtu
         AssertRuntimeSound();
     }
 
+    [Fact]
+    public void A_plugin_unloaded_in_the_minute_it_flooded_gets_that_minutes_summary_at_its_cleanup()
+    {
+        var log = new RecordingLog();
+        var plugin = Load("log_flood", FloodFuel, log: log, budgets: PluginBudgets.Defaults with { LogLinesPerMinute = 300 });
+        plugin.Execute("empty", []); // 200 lines and the call's summary
+        plugin.Execute("empty", []); // 99 lines: the minute is spent, the rest is the minute's to sum up
+        Assert.Equal(300, log.Lines.Count);
+
+        Assert.Equal((false, 0), plugin.Cleanup()); // log_flood exports no plugin_cleanup; the log is finished all the same
+        Assert.StartsWith("log budget of a minute spent: 999901 lines (0 bytes) dropped", log.Lines[^1].Message);
+        Assert.Equal(301, log.Lines.Count);
+    }
+
     [Theory]
     [InlineData("fd", 8)]
     [InlineData("stdin", 8)]

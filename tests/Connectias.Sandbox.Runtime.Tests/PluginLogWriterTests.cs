@@ -143,6 +143,28 @@ public sealed class PluginLogWriterTests
     }
 
     [Fact]
+    public void Finishing_sums_up_a_minute_not_yet_over_once_and_a_minute_without_drops_not_at_all()
+    {
+        var writer = Writer();
+        for (var i = 0; i < 15; i++)
+        {
+            writer.Write(PluginLogLevel.Info, "z"u8);
+            if (i % 5 == 4) writer.EndCall();
+        }
+
+        writer.Finish();
+        writer.Finish();
+        Assert.StartsWith("log budget of a minute spent: 3 lines (3 bytes) dropped in the minute from 2026-01-01T12:00:00Z", Assert.Single(Summaries));
+
+        var quiet = new RecordingLog();
+        var calm = new PluginLogWriter(quiet, Small, _clock);
+        calm.Write(PluginLogLevel.Info, "one line"u8);
+        calm.EndCall();
+        calm.Finish();
+        Assert.Single(quiet.Lines);
+    }
+
+    [Fact]
     public void A_calls_summary_takes_a_line_of_the_minutes_budget_and_when_it_does_not_fit_the_minutes_summary_counts_its_lines()
     {
         var budgets = new PluginBudgets { LogLinesPerCall = 5, LogBytesPerCall = 100, LogLinesPerMinute = 100, LogBytesPerMinute = 120 };
