@@ -27,7 +27,7 @@
 #define CONNECTIAS_DENIED (-2)            /* permission, allow-list or address rule */
 #define CONNECTIAS_RATE_LIMITED (-3)
 #define CONNECTIAS_TIMEOUT (-4)
-#define CONNECTIAS_TOO_LARGE (-5)         /* size limit or storage quota */
+#define CONNECTIAS_TOO_LARGE (-5)         /* size limit, storage quota or entry limit */
 #define CONNECTIAS_IO_FAILURE (-6)        /* network or disk failure */
 #define CONNECTIAS_BAD_REQUEST (-7)       /* e.g. empty or over-long key, malformed request JSON */
 #define CONNECTIAS_ALLOCATION_FAILED (-8) /* connectias_alloc returned 0 */
@@ -45,7 +45,7 @@ enum connectias_log_level {
 CONNECTIAS_IMPORT(output) void connectias_output(const void *data, int32_t len);
 /* Sets the message returned with a non-zero plugin_execute/plugin_init result. */
 CONNECTIAS_IMPORT(error) void connectias_error(const void *message, int32_t len);
-/* One log line, tagged with the plugin id in the daemon's log. */
+/* One log line, tagged with the plugin id in the daemon's log; over the log budget it is dropped (and counted) quietly. */
 CONNECTIAS_IMPORT(log) void connectias_log(int32_t level, const void *message, int32_t len);
 
 /* Needs the "storage" permission. Keys are 1..1024 bytes. */

@@ -41,6 +41,7 @@ internal static class HostFunctions
             try
             {
                 var value = plugin.Storage!.Get(key);
+                plugin.CheckDeadline(); // a file of many megabytes takes its time; the deadline was checked before it too (Guest)
                 return value is null ? AbiCodes.NotFound : ReturnBuffer(plugin, value);
             }
             catch (IOException)
@@ -56,7 +57,9 @@ internal static class HostFunctions
             var value = plugin.Guest(caller, valuePointer, valueLength, "storage_set").ToArray();
             try
             {
-                return plugin.Storage!.Set(key, value);
+                var code = plugin.Storage!.Set(key, value);
+                plugin.CheckDeadline(); // a write is flushed to disk, which may take long
+                return code;
             }
             catch (IOException)
             {
@@ -70,7 +73,9 @@ internal static class HostFunctions
             if (key is null) return (int)problem;
             try
             {
-                return plugin.Storage!.Delete(key) ? 0 : AbiCodes.NotFound;
+                var deleted = plugin.Storage!.Delete(key);
+                plugin.CheckDeadline();
+                return deleted ? 0 : AbiCodes.NotFound;
             }
             catch (IOException)
             {

@@ -46,11 +46,11 @@ public sealed class PluginInstance : IDisposable
         _engine = engine;
         _setup = setup;
         _module = module;
-        _log = new PluginLogWriter(setup.Log);
+        _log = new PluginLogWriter(setup.Log, setup.Budgets);
         if (setup.Permissions.Contains(Permission.Storage))
         {
             if (setup.StorageDirectory is null) throw new ArgumentException("storage is granted but no storage directory was given", nameof(setup));
-            _storage = new PluginStorage(setup.StorageDirectory, setup.Limits.StorageBytes);
+            _storage = new PluginStorage(setup.StorageDirectory, setup.Limits.StorageBytes, setup.Budgets.StorageMaxEntries);
         }
 
         _store = new Store(engine.Engine);
@@ -65,6 +65,8 @@ public sealed class PluginInstance : IDisposable
         _linker.DefineWasi();
         // A host-side sleep would outlast the call's deadline (epochs interrupt only WebAssembly code).
         _linker.DefineFunction(AbiContract.WasiModule, "poll_oneoff", (int _, int _, int _, int _) => WasiErrnoNotSupported);
+        // So would a flood of stdout on Wasmtime's output thread: the host takes fd_write itself, deadline and log budget checked.
+        WasiOutput.Define(_linker, this);
         // Wasmtime's own proc_exit turns a code of 126 or more into an ordinary error (not an exit): any code is a
         // crash of the plugin, reported with its code.
         _linker.DefineFunction(AbiContract.WasiModule, "proc_exit", (int code) =>
@@ -218,7 +220,12 @@ public sealed class PluginInstance : IDisposable
     /// <summary>Runs <c>plugin_cleanup</c> once, if exported, under a normal call budget.</summary>
     public (bool Called, int Code) Cleanup(TimeSpan? deadline = null)
     {
-        if (_cleanup is null || _cleanedUp || _terminatedBy is not null) return (false, 0);
+        if (_cleanup is null || _cleanedUp || _terminatedBy is not null)
+        {
+            _log.Finish(); // nothing of the plugin runs after an unload's cleanup
+            return (false, 0);
+        }
+
         _cleanedUp = true;
         BeginBudget(deadline);
         try
@@ -234,6 +241,7 @@ public sealed class PluginInstance : IDisposable
         finally
         {
             EndCall();
+            _log.Finish();
         }
     }
 
@@ -364,6 +372,7 @@ public sealed class PluginInstance : IDisposable
     internal Span<byte> Guest(Caller caller, int pointer, int length, string function)
     {
         CheckMemory(); // every host call is a checkpoint for growth past the limit
+        CheckDeadline(); // and for the deadline: a loop of host calls spends its time here, not in WebAssembly
         var memory = _memory ?? caller.GetMemory(AbiContract.MemoryExport)
             ?? throw new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} called connectias.{function} without a memory", ErrorMetadata.For(PluginId));
         var end = (ulong)(uint)pointer + (uint)length;

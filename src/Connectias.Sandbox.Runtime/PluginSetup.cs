@@ -13,6 +13,9 @@ public sealed class PluginSetup
     /// <summary>The effective limits, after the manifest's requests were capped by policy.</summary>
     public ResourceLimits Limits { get; init; } = ResourceLimits.Defaults;
 
+    /// <summary>The operator's log and storage budgets (the daemon's settings), the same for every plugin.</summary>
+    public PluginBudgets Budgets { get; init; } = PluginBudgets.Defaults;
+
     /// <summary>The ctx JSON for plugin_init; built by <see cref="PluginContextJson.Build"/> when null.</summary>
     public byte[]? ContextJson { get; init; }
 
@@ -48,6 +51,9 @@ public enum PluginLogSource
     Log,
     Stdout,
     Stderr,
+
+    /// <summary>The host's own line about the plugin's log: how many lines a log budget dropped.</summary>
+    LogBudget,
 }
 
 public sealed class NullPluginLog : IPluginLog

@@ -17,6 +17,7 @@ internal sealed class WorkerLog(TextWriter stderr) : IPluginLog
         {
             PluginLogSource.Stdout => "plugin-stdout",
             PluginLogSource.Stderr => "plugin-stderr",
+            PluginLogSource.LogBudget => "log-budget",
             _ => "plugin",
         }, message);
 

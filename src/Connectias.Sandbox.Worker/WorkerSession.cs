@@ -245,6 +245,7 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
             ? p
             : throw new SandboxException(ErrorReason.CorruptedData, $"unknown permission '{name}'")).ToHashSet(),
         Limits = request.Limits.ToResourceLimits(),
+        Budgets = request.Budgets.ToPluginBudgets(),
         ContextJson = request.ContextJson.IsEmpty ? null : request.ContextJson.ToByteArray(),
         StorageDirectory = string.IsNullOrEmpty(request.StorageDir) ? null : request.StorageDir,
         DeclaredCommands = request.CommandsDeclared ? request.DeclaredCommands.ToList() : null,

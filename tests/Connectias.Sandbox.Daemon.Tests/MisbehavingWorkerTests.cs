@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Connectias.Sandbox.FakeWorker;
 using Connectias.Sandbox.V1;
 using Grpc.Core;
@@ -183,6 +184,41 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
         await client.UnloadAsync(id);
         await AssertCleanAndServing(daemon, Behaviour.HugeStderrLine);
     }
+
+    [Fact]
+    public async Task A_worker_that_floods_its_stderr_gets_the_daemons_budget_of_lines_and_one_summary()
+    {
+        // The smallest backstop the settings allow: three times the plugins' 100 lines a minute.
+        using var daemon = FakeWorkerDaemon.Start(("PluginLogLinesPerCall", "10"), ("PluginLogLinesPerMinute", "100"), ("WorkerLogLinesPerMinute", "300"));
+        var id = IdFor(Behaviour.StderrFlood);
+        daemon.UseWorker(Behaviour.StderrFlood);
+        using var client = daemon.Daemon.Client();
+        await client.LoadAsync(daemon.Daemon.Package("noop", id));
+        Assert.Empty((await client.ExecuteAsync(id, "run")).Output); // the daemon serves the flooding worker's plugin
+        await client.UnloadAsync(id); // the stream ends: the summary of the minute comes now, not a minute later
+
+        Assert.True(await Eventually(() => PluginLog(daemon.Daemon, id).Any(line => line.Message.Contains("log over the daemon's budget", StringComparison.Ordinal))));
+        var lines = PluginLog(daemon.Daemon, id);
+        var relayed = lines.Count(line => line.Source == "plugin" && line.Message.StartsWith("flood ", StringComparison.Ordinal));
+        var summary = Assert.Single(lines, line => line.Message.Contains("log over the daemon's budget", StringComparison.Ordinal)).Message;
+        var dropped = int.Parse(Regex.Match(summary, @"budget: (\d+) lines").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(relayed, 1, 300);
+        // Every line is either relayed or counted: the flood, and any line of the worker's own after it in that minute.
+        Assert.InRange(relayed + dropped, Behaviour.FloodLines, Behaviour.FloodLines + 20);
+        Assert.Contains("a worker may send 300 lines", summary);
+        await AssertCleanAndServing(daemon, Behaviour.StderrFlood);
+    }
+
+    /// <summary>The daemon's log lines under a plugin's category: the source and message the worker sent, or the daemon's own text.</summary>
+    internal static List<(string Source, string Message)> PluginLog(DaemonProcess daemon, string pluginId) =>
+        daemon.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(line => line.StartsWith('{'))
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .Where(line => line.GetProperty("Category").GetString() == "Connectias.Sandbox.Plugin." + pluginId)
+            .Select(line => line.GetProperty("State") is var state && state.TryGetProperty("Source", out var source)
+                ? (source.GetString()!, state.GetProperty("Message").GetString()!)
+                : ("", line.GetProperty("Message").GetString()!))
+            .ToList();
 
     [Fact]
     public async Task A_load_whose_caller_goes_away_is_withdrawn_not_left_LOADING()

@@ -64,6 +64,13 @@ public class DaemonOptionsTests
     [InlineData("MetricsListenOnTcpPort", "Sandbox:MetricsListen '127.0.0.1:7700' uses the port of Tcp '0.0.0.0:7700'")]
     [InlineData(nameof(DaemonOptions.OtlpEndpoint), "Sandbox:OtlpEndpoint 'collector:4317' is not an http:// or https:// URL")]
     [InlineData(nameof(DaemonOptions.OtlpProtocol), "Sandbox:OtlpProtocol 'http/json' is not an OTLP protocol; use grpc, http/protobuf")]
+    [InlineData(nameof(DaemonOptions.PluginLogLinesPerCall), "Sandbox:PluginLogLinesPerCall is 0; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.PluginLogBytesPerCall), "Sandbox:PluginLogBytesPerCall is 100; it must be at least 8192")]
+    [InlineData(nameof(DaemonOptions.PluginLogLinesPerMinute), "Sandbox:PluginLogLinesPerMinute is 100; it must be at least 200, PluginLogLinesPerCall")]
+    [InlineData(nameof(DaemonOptions.PluginLogBytesPerMinute), "Sandbox:PluginLogBytesPerMinute is 1000; it must be at least 65536, PluginLogBytesPerCall")]
+    [InlineData(nameof(DaemonOptions.StorageMaxEntries), "Sandbox:StorageMaxEntries is 0; it must be at least 1")]
+    [InlineData(nameof(DaemonOptions.WorkerLogLinesPerMinute), "Sandbox:WorkerLogLinesPerMinute is 5999; it must be at least 6000, three times PluginLogLinesPerMinute")]
+    [InlineData(nameof(DaemonOptions.WorkerLogCharsPerMinute), "Sandbox:WorkerLogCharsPerMinute is 1000000; it must be at least 3145728, three times PluginLogBytesPerMinute")]
     public void A_bad_value_is_refused_naming_the_setting(string setting, string expected)
     {
         var options = new DaemonOptions();
@@ -93,6 +100,13 @@ public class DaemonOptionsTests
             case "MetricsListenOnTcpPort": (options.MetricsListen, options.Tcp) = ("127.0.0.1:7700", "0.0.0.0:7700"); break;
             case nameof(DaemonOptions.OtlpEndpoint): options.OtlpEndpoint = "collector:4317"; break;
             case nameof(DaemonOptions.OtlpProtocol): options.OtlpProtocol = "http/json"; break;
+            case nameof(DaemonOptions.PluginLogLinesPerCall): options.PluginLogLinesPerCall = 0; break;
+            case nameof(DaemonOptions.PluginLogBytesPerCall): options.PluginLogBytesPerCall = 100; break;
+            case nameof(DaemonOptions.PluginLogLinesPerMinute): options.PluginLogLinesPerMinute = 100; break;
+            case nameof(DaemonOptions.PluginLogBytesPerMinute): options.PluginLogBytesPerMinute = 1000; break;
+            case nameof(DaemonOptions.StorageMaxEntries): options.StorageMaxEntries = 0; break;
+            case nameof(DaemonOptions.WorkerLogLinesPerMinute): options.WorkerLogLinesPerMinute = 5999; break;
+            case nameof(DaemonOptions.WorkerLogCharsPerMinute): options.WorkerLogCharsPerMinute = 1_000_000; break;
         }
 
         var result = new DaemonOptionsValidator().Validate(null, options);

@@ -1,3 +1,4 @@
+using Connectias.Sandbox.Daemon.Hosting;
 using Connectias.Sandbox.WorkerProtocol;
 
 namespace Connectias.Sandbox.Daemon.UnitTests;
@@ -66,5 +67,22 @@ public class WorkerProtocolTests
     {
         var limits = ResourceLimits.Defaults with { MemoryBytes = 1, FuelPerCall = 2, TimeoutMs = 3, StorageBytes = 4, OutputBytes = 5 };
         Assert.Equal(limits, limits.ToWorkerLimits().ToResourceLimits());
+    }
+
+    [Fact]
+    public void The_budgets_a_worker_enforces_survive_the_trip_and_the_settings_are_what_a_load_carries()
+    {
+        var budgets = new PluginBudgets { LogLinesPerCall = 1, LogBytesPerCall = 2, LogLinesPerMinute = 3, LogBytesPerMinute = 4, StorageMaxEntries = 5 };
+        Assert.Equal(budgets, budgets.ToWorkerBudgets().ToPluginBudgets());
+        var options = new DaemonOptions { PluginLogLinesPerCall = 1, PluginLogBytesPerCall = 2, PluginLogLinesPerMinute = 3, PluginLogBytesPerMinute = 4, StorageMaxEntries = 5 };
+        Assert.Equal(budgets, options.PluginBudgets);
+    }
+
+    [Fact]
+    public void A_load_without_budgets_or_with_a_budget_of_0_takes_the_defaults()
+    {
+        Assert.Equal(PluginBudgets.Defaults, ((Worker.V1.WorkerBudgets?)null).ToPluginBudgets());
+        Assert.Equal(PluginBudgets.Defaults with { StorageMaxEntries = 7 }, new Worker.V1.WorkerBudgets { StorageMaxEntries = 7 }.ToPluginBudgets());
+        Assert.Equal(PluginBudgets.Defaults, new DaemonOptions().PluginBudgets);
     }
 }

@@ -30,6 +30,12 @@ public static class Behaviour
     /// <summary>The length of that line.</summary>
     public const int HugeLineBytes = 256 * 1024 * 1024;
 
+    /// <summary>Hands shake and serves; Load succeeds after <see cref="FloodLines"/> JSON log lines on stderr, as a worker that ignores its log budget would write.</summary>
+    public const string StderrFlood = "stderr-flood";
+
+    /// <summary>How many lines; each says "flood N".</summary>
+    public const int FloodLines = 20_000;
+
     /// <summary>Hands shake and serves; Load never returns (a compile that runs away, say).</summary>
     public const string HangInLoad = "hang-in-load";
 
@@ -56,7 +62,7 @@ public static class Behaviour
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
-        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame, HangInLoad, HugeStderrLine,
+        BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame, HangInLoad, HugeStderrLine, StderrFlood,
         ForbiddenCallInExecute, ForbiddenCallInLoad,
     };
 }

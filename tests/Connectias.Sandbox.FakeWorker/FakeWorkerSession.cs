@@ -25,6 +25,12 @@ internal static class FakeWorkerSession
                     stderr.Write("\n"u8);
                 }
 
+                if (behaviour == Behaviour.StderrFlood)
+                {
+                    using var stderr = new StreamWriter(Console.OpenStandardError());
+                    for (var i = 0; i < Behaviour.FloodLines; i++) stderr.Write($"{{\"level\":\"info\",\"source\":\"plugin\",\"message\":\"flood {i}\"}}\n");
+                }
+
                 Send(connection, new WorkerReply { Id = request.Id, Load = new LoadResponse { MemoryBytes = 65536 } }); // one Wasm page, as the smallest plugin reports
                 if (behaviour == Behaviour.StrayStdout)
                 {

@@ -42,16 +42,19 @@ public abstract class RuntimeTestBase(EngineFixture fixture) : IDisposable
     protected WasmEngine Engine => fixture.Engine;
 
     protected PluginInstance Load(string plugin, ResourceLimits? limits = null, IReadOnlySet<Permission>? permissions = null,
-        IReadOnlyList<string>? commands = null, IPluginLog? log = null, INetworkBroker? broker = null, string? storageDirectory = null)
+        IReadOnlyList<string>? commands = null, IPluginLog? log = null, INetworkBroker? broker = null, string? storageDirectory = null,
+        PluginBudgets? budgets = null)
     {
-        var instance = PluginInstance.Load(Engine, Setup(plugin, limits, permissions, commands, log, broker, storageDirectory));
+        var instance = PluginInstance.Load(Engine, Setup(plugin, limits, permissions, commands, log, broker, storageDirectory, budgets));
         _loaded.Add(instance);
         return instance;
     }
 
     protected PluginSetup Setup(string plugin, ResourceLimits? limits = null, IReadOnlySet<Permission>? permissions = null,
-        IReadOnlyList<string>? commands = null, IPluginLog? log = null, INetworkBroker? broker = null, string? storageDirectory = null) => new()
+        IReadOnlyList<string>? commands = null, IPluginLog? log = null, INetworkBroker? broker = null, string? storageDirectory = null,
+        PluginBudgets? budgets = null) => new()
     {
+        Budgets = budgets ?? PluginBudgets.Defaults,
         PluginId = "com.example." + plugin.Replace('_', '-'),
         Version = "1.0.0",
         Module = SamplePlugins.Wasm(plugin),

@@ -63,12 +63,14 @@ public class WellBehavedPluginTests(EngineFixture fixture) : RuntimeTestBase(fix
     [Fact]
     public void Storage_quota_is_enforced_with_too_large()
     {
-        var hello = Load("hello", limits: ResourceLimits.Defaults with { StorageBytes = 100 }, permissions: All);
-        Assert.Equal("stored", Text(hello.Execute("store", Encoding.UTF8.GetBytes("k=" + new string('a', 90)))));
-        var error = Assert.Throws<SandboxException>(() => hello.Execute("store", Encoding.UTF8.GetBytes("k2=" + new string('b', 20))));
+        // Entries are charged whole blocks of 4 KiB (PluginStorageTests has the arithmetic).
+        var hello = Load("hello", limits: ResourceLimits.Defaults with { StorageBytes = 2 * PluginStorage.BlockBytes }, permissions: All);
+        Assert.Equal("stored", Text(hello.Execute("store", Encoding.UTF8.GetBytes("k=" + new string('a', 4000))))); // one block
+        var error = Assert.Throws<SandboxException>(() => hello.Execute("store", Encoding.UTF8.GetBytes("k2=" + new string('b', 4100)))); // two more
         Assert.Contains("storage_set failed with -5", error.Message);
-        // Replacing a value counts only the difference.
-        Assert.Equal("stored", Text(hello.Execute("store", Encoding.UTF8.GetBytes("k=" + new string('c', 95)))));
+        // A replacement is charged instead of the old value, not on top of it.
+        Assert.Equal("stored", Text(hello.Execute("store", Encoding.UTF8.GetBytes("k=" + new string('c', 4090)))));
+        Assert.Equal("stored", Text(hello.Execute("store", "k2=b"u8)));
     }
 
     [Fact]

@@ -46,12 +46,12 @@ public class StorageCrashTests
             worker.Dispose(); // SIGKILL
             await writer;
 
-            var reopened = new PluginStorage(storage, 16 << 20);
+            var reopened = new PluginStorage(storage, 16 << 20, PluginBudgets.Defaults.StorageMaxEntries);
             Assert.Empty(Directory.GetFiles(storage, "*.tmp-*")); // leftovers of the interrupted write are gone
             var value = reopened.Get("key"u8)!;
             Assert.Equal(ValueBytes, value.Length);
             Assert.True(value.All(b => b == value[0]), "the stored value mixes two writes");
-            Assert.Equal(3 + ValueBytes, reopened.UsedBytes);
+            Assert.Equal(PluginStorage.EntryCost(3, ValueBytes), reopened.UsedBytes);
         }
         finally
         {

@@ -4,7 +4,8 @@ namespace Connectias.Sandbox.Daemon.Hosting;
 /// Every daemon setting, bound from the "Sandbox" section of configuration (appsettings.json,
 /// environment variables <c>Sandbox__Name</c>, command line) and checked at start by
 /// <see cref="DaemonOptionsValidator"/>. The defaults here are the embedded configuration that works with
-/// no file at all, and the only place any timeout, budget or daemon limit has its default.
+/// no file at all, and the only place any timeout, budget or daemon limit has its default (the plugin budgets take
+/// theirs from Core's <see cref="PluginBudgets"/>, which the worker shares).
 /// </summary>
 public sealed class DaemonOptions
 {
@@ -138,6 +139,35 @@ public sealed class DaemonOptions
     /// <summary>The process-level memory cap is the plugin's memory_bytes plus this allowance for the worker itself.</summary>
     public long WorkerRssAllowanceBytes { get; set; } = 384L * 1024 * 1024;
 
+    /// <summary>
+    /// Log lines a plugin may write in one call: its <c>log</c> calls and its stdout and stderr lines, empty ones too;
+    /// the rest of the call's lines are dropped, and one line says how many. Enforced in the worker, where the lines are
+    /// made. This and the next four default to <see cref="PluginBudgets.Defaults"/>, which the worker shares.
+    /// </summary>
+    public int PluginLogLinesPerCall { get; set; } = PluginBudgets.Defaults.LogLinesPerCall;
+
+    /// <summary>Bytes of log lines (each cut at 8 KiB) a plugin may write in one call.</summary>
+    public long PluginLogBytesPerCall { get; set; } = PluginBudgets.Defaults.LogBytesPerCall;
+
+    /// <summary>Log lines a plugin may write in a minute, over all its calls; the rest are dropped and summed up once a minute.</summary>
+    public int PluginLogLinesPerMinute { get; set; } = PluginBudgets.Defaults.LogLinesPerMinute;
+
+    /// <summary>Bytes of log lines a plugin may write in a minute.</summary>
+    public long PluginLogBytesPerMinute { get; set; } = PluginBudgets.Defaults.LogBytesPerMinute;
+
+    /// <summary>Entries (one file each) a plugin's key-value store may hold, whatever its quota; more is refused like a full quota.</summary>
+    public int StorageMaxEntries { get; set; } = PluginBudgets.Defaults.StorageMaxEntries;
+
+    /// <summary>
+    /// The daemon's own backstop behind the worker's budgets, for a worker that no longer keeps them: lines of a worker's
+    /// stderr relayed to the daemon's log in a minute; the rest are dropped and counted in one line. Three times
+    /// <see cref="PluginLogLinesPerMinute"/> at least, since the daemon's minute and the worker's are not aligned.
+    /// </summary>
+    public int WorkerLogLinesPerMinute { get; set; } = 6000;
+
+    /// <summary>Characters of messages from a worker's stderr relayed in a minute (three times <see cref="PluginLogBytesPerMinute"/> at least).</summary>
+    public long WorkerLogCharsPerMinute { get; set; } = 4L * 1024 * 1024;
+
     /// <summary>How long an unloaded plugin stays visible in ListPlugins/GetPlugin before the registry forgets it.</summary>
     public int UnloadedRetentionSeconds { get; set; } = 600;
 
@@ -170,4 +200,14 @@ public sealed class DaemonOptions
     public TimeSpan WorkerStopGrace => TimeSpan.FromMilliseconds(WorkerStopGraceMs);
     public TimeSpan UnloadedRetention => TimeSpan.FromSeconds(UnloadedRetentionSeconds);
     public TimeSpan AuditRepeatWindow => TimeSpan.FromMilliseconds(AuditRepeatWindowMs);
+
+    /// <summary>The budgets every plugin's worker enforces, as the Load carries them.</summary>
+    public PluginBudgets PluginBudgets => new()
+    {
+        LogLinesPerCall = PluginLogLinesPerCall,
+        LogBytesPerCall = PluginLogBytesPerCall,
+        LogLinesPerMinute = PluginLogLinesPerMinute,
+        LogBytesPerMinute = PluginLogBytesPerMinute,
+        StorageMaxEntries = StorageMaxEntries,
+    };
 }

@@ -66,9 +66,25 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
             (nameof(o.MonitorIntervalMs), o.MonitorIntervalMs, 10),
             (nameof(o.WorkerRssAllowanceBytes), o.WorkerRssAllowanceBytes, 0),
             (nameof(o.UnloadedRetentionSeconds), o.UnloadedRetentionSeconds, 0),
+            (nameof(o.PluginLogLinesPerCall), o.PluginLogLinesPerCall, 1),
+            (nameof(o.PluginLogBytesPerCall), o.PluginLogBytesPerCall, PluginBudgets.MaxLogLineBytes), // one whole line
+            (nameof(o.StorageMaxEntries), o.StorageMaxEntries, 1),
         })
         {
             if (value < minimum) yield return $"{setting} is {value}; it must be at least {minimum}";
+        }
+
+        foreach (var (setting, value, minimum, because) in new (string, long, long, string)[]
+        {
+            (nameof(o.PluginLogLinesPerMinute), o.PluginLogLinesPerMinute, o.PluginLogLinesPerCall, $"{nameof(o.PluginLogLinesPerCall)}"),
+            (nameof(o.PluginLogBytesPerMinute), o.PluginLogBytesPerMinute, o.PluginLogBytesPerCall, $"{nameof(o.PluginLogBytesPerCall)}"),
+            // A daemon minute may see the end of one of the worker's minutes and the start of the next, each with its
+            // summary line, and the worker's own lines: three times the plugin's budget keeps the backstop out of its way.
+            (nameof(o.WorkerLogLinesPerMinute), o.WorkerLogLinesPerMinute, 3L * o.PluginLogLinesPerMinute, $"three times {nameof(o.PluginLogLinesPerMinute)}"),
+            (nameof(o.WorkerLogCharsPerMinute), o.WorkerLogCharsPerMinute, o.PluginLogBytesPerMinute > long.MaxValue / 3 ? long.MaxValue : 3 * o.PluginLogBytesPerMinute, $"three times {nameof(o.PluginLogBytesPerMinute)}"),
+        })
+        {
+            if (value < minimum) yield return $"{setting} is {value}; it must be at least {minimum}, {because}";
         }
 
         // SPEC §5: a plugin is restarted at most 5 times a minute.

@@ -49,7 +49,7 @@ internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache ca
         return loaded;
     }
 
-    private static WorkerV1.LoadRequest Request(ManagedPlugin plugin, string? storageDirectory, bool networkBroker)
+    private WorkerV1.LoadRequest Request(ManagedPlugin plugin, string? storageDirectory, bool networkBroker)
     {
         var load = new WorkerV1.LoadRequest
         {
@@ -61,6 +61,7 @@ internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache ca
             StorageDir = storageDirectory ?? "",
             CommandsDeclared = plugin.Manifest.Commands is not null,
             NetworkBroker = networkBroker,
+            Budgets = options.PluginBudgets.ToWorkerBudgets(),
         };
         load.GrantedPermissions.AddRange(plugin.Manifest.Permissions.Select(p => p.WireName()));
         if (plugin.Manifest.Commands is { } commands) load.DeclaredCommands.AddRange(commands.Select(c => c.Name));

@@ -5,10 +5,11 @@ namespace Connectias.Sandbox.Daemon.Workers;
 
 /// <summary>
 /// A worker's two output streams after its handshake: stderr carries its JSON log lines (its own and the
-/// plugin's), re-logged under the plugin's category <c>Connectias.Sandbox.Plugin.ID</c>; stdout must stay
-/// silent, and any line there breaks the worker protocol.
+/// plugin's), re-logged under the plugin's category <c>Connectias.Sandbox.Plugin.ID</c> within the daemon's
+/// backstop budget (<see cref="WorkerLogRateLimit"/>); stdout must stay silent, and any line there breaks the
+/// worker protocol.
 /// </summary>
-internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks)
+internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks, DaemonOptions options)
 {
     public const string PluginCategoryPrefix = "Connectias.Sandbox.Plugin.";
 
@@ -22,19 +23,27 @@ internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks
         var process = worker.Process;
         var stderr = new BoundedLineReader(process.StandardError, MaxLineChars);
         var stdout = process.StandardOutput;
+        var limit = new WorkerLogRateLimit(options.WorkerLogLinesPerMinute, options.WorkerLogCharsPerMinute, TimeProvider.System);
         tasks.Run($"log of {pluginId}'s worker {worker.Pid}", async () =>
         {
             try
             {
                 while (await stderr.ReadLineAsync() is var (line, dropped))
                 {
-                    if (dropped == 0) Relay(logger, pluginId, line);
-                    else logger.LogWarning("[{PluginId}] worker: a log line of {Length} characters, cut: {Start}...", pluginId, line.Length + dropped, line[..Math.Min(line.Length, 200)]);
+                    // While the budget drops everything, a line is counted by its length, not parsed.
+                    (LogLevel Level, string Source, string Message)? entry = limit.IsDropping ? null : Parse(line, dropped);
+                    var admitted = limit.Admit(entry?.Message.Length ?? line.Length + dropped, out var summary);
+                    if (summary is not null) LogSummary(logger, pluginId, worker.Pid, summary);
+                    if (admitted && entry is { } e) logger.Log(e.Level, "[{PluginId}] {Source}: {Message}", pluginId, e.Source, e.Message);
                 }
             }
             catch (ObjectDisposedException)
             {
                 // the worker was stopped and its streams closed
+            }
+            finally
+            {
+                if (limit.Finish() is { } summary) LogSummary(logger, pluginId, worker.Pid, summary);
             }
         });
         tasks.Run($"stdout of {pluginId}'s worker {worker.Pid}", async () =>
@@ -54,8 +63,13 @@ internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks
         });
     }
 
-    private static void Relay(ILogger logger, string pluginId, string line)
+    private static void LogSummary(ILogger logger, string pluginId, int pid, string summary) =>
+        logger.LogWarning("[{PluginId}] daemon: worker {Pid}: {Summary}", pluginId, pid, summary);
+
+    /// <summary>One line of a worker's stderr as the daemon logs it: a JSON line's level, source and message, or the line itself.</summary>
+    private static (LogLevel Level, string Source, string Message) Parse(string line, long dropped)
     {
+        if (dropped > 0) return (LogLevel.Warning, "worker", $"a log line of {line.Length + dropped} characters, cut: {line[..Math.Min(line.Length, 200)]}...");
         try
         {
             using var document = JsonDocument.Parse(line);
@@ -63,18 +77,18 @@ internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks
             var level = root.TryGetProperty("level", out var l) ? l.GetString() : "info";
             var source = root.TryGetProperty("source", out var s) ? s.GetString() : "worker";
             var message = root.TryGetProperty("message", out var m) ? m.GetString() : line;
-            logger.Log(level switch
+            return (level switch
             {
                 "trace" => LogLevel.Trace,
                 "debug" => LogLevel.Debug,
                 "warning" => LogLevel.Warning,
                 "error" => LogLevel.Error,
                 _ => LogLevel.Information,
-            }, "[{PluginId}] {Source}: {Message}", pluginId, source, message);
+            }, source ?? "worker", message ?? line);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            logger.LogInformation("[{PluginId}] worker: {Line}", pluginId, line);
+            return (LogLevel.Information, "worker", line);
         }
     }
 }
