@@ -67,6 +67,29 @@ public sealed class TcpTlsTests(TcpTlsTests.Daemon fixture) : IClassFixture<TcpT
     }
 
     [Fact]
+    public void The_cli_connects_with_its_certificate_key_and_ca_options()
+    {
+        var (code, output, error) = Cli(["ps", "--address", Address.ToString(), "--tls-cert", _pki.ClientCertificateFile, "--tls-key", _pki.ClientKeyFile, "--tls-ca", _pki.CaFile]);
+        Assert.True(code == 0, error);
+        Assert.StartsWith("ID ", output);
+
+        Assert.Equal(2, Cli(["ps", "--address", Address.ToString(), "--tls-cert", _pki.ClientCertificateFile]).ExitCode); // all three or none
+        var plaintext = Cli(["ps", "--address", $"http://127.0.0.1:{fixture.Port}", "--tls-cert", _pki.ClientCertificateFile, "--tls-key", _pki.ClientKeyFile, "--tls-ca", _pki.CaFile]);
+        Assert.Equal(2, plaintext.ExitCode);
+        Assert.Contains("need an https:// --address", plaintext.Error);
+        var without = Cli(["ps", "--address", Address.ToString()]); // no client certificate: the daemon hangs up
+        Assert.Equal(4, without.ExitCode);
+    }
+
+    private static (int ExitCode, string Output, string Error) Cli(string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = Connectias.Sandbox.Cli.CliApp.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
     public async Task A_load_by_path_over_tls_is_still_permission_denied()
     {
         var file = Path.Combine(_daemon.StateDir, "by-path-tls.zip");
