@@ -211,6 +211,16 @@ public sealed class TcpTlsSettingsTests
     }
 
     [Fact]
+    public void Kestrel_settings_that_would_open_a_listener_of_their_own_stop_the_daemon()
+    {
+        var stateDir = NeverCreated();
+        var (code, _, error) = DotnetProgram.Run(DaemonProcess.Dll, ["--state-dir", stateDir], [("Kestrel__Endpoints__Open__Url", "http://127.0.0.1:7799")]);
+        Assert.Equal(2, code);
+        Assert.Contains("setting Kestrel:Endpoints (from an environment variable Kestrel__...) is not supported", error);
+        Assert.False(Directory.Exists(stateDir));
+    }
+
+    [Fact]
     public void Bad_tls_files_stop_the_daemon_naming_the_file()
     {
         using var pki = new TestCertificates();

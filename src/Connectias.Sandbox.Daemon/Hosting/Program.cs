@@ -50,6 +50,12 @@ if (StartupChecks.UnknownSettings(builder.Configuration) is { Count: > 0 } unkno
     return 2;
 }
 
+if (StartupChecks.KestrelSettings(builder.Configuration) is { } kestrelSettings)
+{
+    Console.Error.WriteLine($"connectias-sandboxd: {kestrelSettings}");
+    return 2;
+}
+
 var section = builder.Configuration.GetSection(DaemonOptions.Section);
 DaemonOptions options;
 try
