@@ -17,7 +17,22 @@ internal static class DaemonCommands
 
     private static readonly Option<string?> Address = new("--address")
     {
-        Description = "a daemon's TCP listener instead of a socket (one started with --tcp), e.g. http://127.0.0.1:7700",
+        Description = "a daemon's TCP listener instead of a socket: https://HOST:PORT with --tls-cert, --tls-key and --tls-ca, "
+                      + "or http://HOST:PORT for one started with --tcp-insecure",
+        Recursive = true,
+    };
+
+    private static readonly Option<string?> TlsCertificate = new("--tls-cert")
+    {
+        Description = "with an https:// --address: this client's certificate (PEM), issued by a CA in the daemon's --tls-client-ca",
+        Recursive = true,
+    };
+
+    private static readonly Option<string?> TlsKey = new("--tls-key") { Description = "the private key of --tls-cert (unencrypted PEM)", Recursive = true };
+
+    private static readonly Option<string?> TlsCa = new("--tls-ca")
+    {
+        Description = "the CA certificate(s) (PEM) the daemon's certificate must chain to; only these are trusted",
         Recursive = true,
     };
 
@@ -36,8 +51,12 @@ internal static class DaemonCommands
         if (parse.GetValue(Address) is not { } text) return SandboxClient.Connect(parse.GetValue(Socket));
         if (parse.GetValue(Socket) is not null) throw new UsageException("give --socket or --address, not both");
         if (!Uri.TryCreate(text, UriKind.Absolute, out var address) || address.Scheme is not ("http" or "https") || address.AbsolutePath != "/")
-            throw new UsageException($"--address '{text}' is not a daemon address such as http://127.0.0.1:7700");
-        return SandboxClient.ConnectAddress(address);
+            throw new UsageException($"--address '{text}' is not a daemon address such as https://127.0.0.1:7700");
+        var tls = new[] { parse.GetValue(TlsCertificate), parse.GetValue(TlsKey), parse.GetValue(TlsCa) };
+        if (tls.All(file => file is null)) return SandboxClient.ConnectAddress(address);
+        if (tls.Any(file => file is null)) throw new UsageException("give --tls-cert, --tls-key and --tls-ca together");
+        if (address.Scheme != "https") throw new UsageException($"--tls-cert, --tls-key and --tls-ca need an https:// --address, not '{text}'");
+        return SandboxClient.ConnectAddress(address, SandboxTls.FromPemFiles(tls[0]!, tls[1]!, tls[2]!));
     }
 
     private static Command Load(TextWriter output)
@@ -45,7 +64,7 @@ internal static class DaemonCommands
         var file = new Argument<FileInfo>("FILE") { Description = "plugin package (.zip)" };
         var byPath = new Option<bool>("--by-path") { Description = "send the path for the daemon to read instead of the bytes" };
         var replace = new Option<bool>("--replace") { Description = "upgrade a loaded plugin of the same id without a gap (its calls in flight finish, then it unloads)" };
-        var command = new Command("load", "Load a plugin package into the daemon; prints the plugin once it is READY.") { file, byPath, replace, Socket, Address };
+        var command = new Command("load", "Load a plugin package into the daemon; prints the plugin once it is READY.") { file, byPath, replace, Socket, Address, TlsCertificate, TlsKey, TlsCa };
         command.SetAction(async (parse, cancellation) =>
         {
             var path = parse.GetValue(file)!.FullName;
@@ -74,7 +93,7 @@ internal static class DaemonCommands
         var argsFile = new Option<FileInfo?>("--args-file") { Description = "read the arguments from FILE, any size and any bytes" };
         var timeout = new Option<int?>("--timeout") { Description = "client deadline in milliseconds; when it passes: TIMEOUT, exit 1" };
         var stats = new Option<bool>("--stats") { Description = "also print fuel, duration and memory to stderr" };
-        var command = new Command("exec", "Run a command in a loaded plugin and print its output.") { id, name, args, argsFile, timeout, stats, Socket, Address };
+        var command = new Command("exec", "Run a command in a loaded plugin and print its output.") { id, name, args, argsFile, timeout, stats, Socket, Address, TlsCertificate, TlsKey, TlsCa };
         command.SetAction(async (parse, cancellation) =>
         {
             var bytes = await ArgumentBytesAsync(parse.GetValue(args), parse.GetValue(argsFile), input, cancellation);
@@ -105,7 +124,7 @@ internal static class DaemonCommands
     private static Command Ps(TextWriter output)
     {
         var all = new Option<bool>("--all", "-a") { Description = "also list recently unloaded plugins" };
-        var command = new Command("ps", "List the daemon's live plugins with state, worker pid and usage.") { all, Socket, Address };
+        var command = new Command("ps", "List the daemon's live plugins with state, worker pid and usage.") { all, Socket, Address, TlsCertificate, TlsKey, TlsCa };
         command.SetAction(async (parse, cancellation) =>
         {
             using var client = Connect(parse);
@@ -127,7 +146,7 @@ internal static class DaemonCommands
     {
         var id = new Argument<string>("ID") { Description = "plugin id" };
         var cascade = new Option<bool>("--cascade") { Description = "first unload the loaded plugins that depend on it (else refused, naming them)" };
-        var command = new Command("unload", "Unload a plugin and print its cleanup report.") { id, cascade, Socket, Address };
+        var command = new Command("unload", "Unload a plugin and print its cleanup report.") { id, cascade, Socket, Address, TlsCertificate, TlsKey, TlsCa };
         command.SetAction(async (parse, cancellation) =>
         {
             using var client = Connect(parse);
@@ -148,7 +167,7 @@ internal static class DaemonCommands
     private static Command Events(TextWriter output)
     {
         var plugin = new Option<string?>("--plugin", "-p") { Description = "only this plugin's events" };
-        var command = new Command("events", "Follow lifecycle changes, violations and audit records until interrupted.") { plugin, Socket, Address };
+        var command = new Command("events", "Follow lifecycle changes, violations and audit records until interrupted.") { plugin, Socket, Address, TlsCertificate, TlsKey, TlsCa };
         command.SetAction(async (parse, cancellation) =>
         {
             using var client = Connect(parse);

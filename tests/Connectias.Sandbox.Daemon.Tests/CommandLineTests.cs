@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Grpc.Health.V1;
 using Connectias.Sandbox.V1;
 using Grpc.Net.Client;
@@ -14,7 +12,8 @@ public class CommandLineTests
     {
         var (code, output, _) = DaemonProcess.RunToExit("--help");
         Assert.Equal(0, code);
-        foreach (var flag in new[] { "--socket", "--state-dir", "--trust-dir", "--policy", "--allow-unsigned", "--tcp" }) Assert.Contains(flag, output);
+        foreach (var flag in new[] { "--socket", "--state-dir", "--trust-dir", "--policy", "--allow-unsigned", "--tcp", "--tls-cert", "--tls-key", "--tls-client-ca", "--tcp-insecure" })
+            Assert.Contains(flag, output);
     }
 
     [Fact]
@@ -43,16 +42,13 @@ public class CommandLineTests
     }
 
     [Fact]
-    public async Task The_optional_tcp_listener_serves_the_same_api()
+    public async Task A_plaintext_tcp_listener_needs_tcp_insecure_and_is_a_warning_at_start()
     {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        }
-
-        using var daemon = DaemonProcess.Start("{}", ("Tcp", $"127.0.0.1:{port}"));
+        var port = TcpTlsTests.FreePort();
+        using var daemon = DaemonProcess.Start(new DaemonStartInfo { Arguments = ["--tcp", $"127.0.0.1:{port}", "--tcp-insecure"] });
+        Assert.Contains($"\"LogLevel\":\"Warning\"", daemon.Log.Split('\n').Single(line => line.Contains("INSECURE: the TCP listener", StringComparison.Ordinal)));
+        Assert.Contains($"and tcp 127.0.0.1:{port} (PLAINTEXT", daemon.Log);
+        Assert.Equal("plaintext", Assert.Single(daemon.AuditRecords(), r => r.Event == "DAEMON_START").Details.GetProperty("tcp_security").GetString());
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
         var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);

@@ -97,7 +97,7 @@ public class DaemonOptionsTests
             case nameof(DaemonOptions.WorkerUser): options.WorkerUser = "nobody"; break;
             case "WorkerUserRoot": options.WorkerUser = "0:0"; break;
             case nameof(DaemonOptions.MetricsListen): options.MetricsListen = "9464"; break;
-            case "MetricsListenOnTcpPort": (options.MetricsListen, options.Tcp) = ("127.0.0.1:7700", "0.0.0.0:7700"); break;
+            case "MetricsListenOnTcpPort": (options.MetricsListen, options.Tcp, options.TcpInsecure) = ("127.0.0.1:7700", "0.0.0.0:7700", true); break;
             case nameof(DaemonOptions.OtlpEndpoint): options.OtlpEndpoint = "collector:4317"; break;
             case nameof(DaemonOptions.OtlpProtocol): options.OtlpProtocol = "http/json"; break;
             case nameof(DaemonOptions.PluginLogLinesPerCall): options.PluginLogLinesPerCall = 0; break;
@@ -112,6 +112,31 @@ public class DaemonOptionsTests
         var result = new DaemonOptionsValidator().Validate(null, options);
         Assert.True(result.Failed);
         Assert.Contains(expected, Assert.Single(result.Failures!));
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:7700", false, null, null, null, "Sandbox:Tcp '127.0.0.1:7700' is served only with TLS and client certificates, and TlsCertificate (--tls-cert FILE), TlsKey (--tls-key FILE), TlsClientCaDir (--tls-client-ca DIR) are not set; or allow plaintext TCP explicitly with --tcp-insecure")]
+    [InlineData("127.0.0.1:7700", false, "s.pem", "s.key", null, "TlsClientCaDir (--tls-client-ca DIR) is not set; or allow plaintext TCP explicitly with --tcp-insecure")]
+    [InlineData("127.0.0.1:7700", true, "s.pem", null, null, "Sandbox:TcpInsecure is set together with TLS settings")]
+    [InlineData(null, true, null, null, null, "Sandbox:TcpInsecure is set but Tcp is not")]
+    [InlineData(null, false, "s.pem", "s.key", null, "Sandbox:TlsCertificate, TlsKey are set but Tcp is not")]
+    [InlineData("127.0.0.1:7700", false, "s.pem", " ", "cas", "Sandbox:TlsKey is empty")]
+    public void The_tcp_listener_needs_all_tls_settings_or_an_explicit_tcp_insecure(string? tcp, bool insecure, string? certificate, string? key, string? caDir, string expected)
+    {
+        var options = new DaemonOptions { Tcp = tcp, TcpInsecure = insecure, TlsCertificate = certificate, TlsKey = key, TlsClientCaDir = caDir };
+        var result = new DaemonOptionsValidator().Validate(null, options);
+        Assert.True(result.Failed);
+        Assert.Contains(expected, Assert.Single(result.Failures!));
+    }
+
+    [Fact]
+    public void A_tcp_listener_with_all_tls_settings_or_tcp_insecure_is_valid()
+    {
+        var validator = new DaemonOptionsValidator();
+        Assert.True(validator.Validate(null, new DaemonOptions { Tcp = "127.0.0.1:7700", TlsCertificate = "s.pem", TlsKey = "s.key", TlsClientCaDir = "cas" }).Succeeded);
+        Assert.True(validator.Validate(null, new DaemonOptions { Tcp = "[::1]:7700", TcpInsecure = true }).Succeeded);
+        Assert.Equal(["--tcp-insecure=true"], CommandLine.Normalize(["--tcp-insecure"]));
+        Assert.Null(CommandLine.UnknownOption(["--tcp", "127.0.0.1:1", "--tls-cert", "a", "--tls-key", "b", "--tls-client-ca", "c", "--tcp-insecure=true"]));
     }
 
     [Fact]

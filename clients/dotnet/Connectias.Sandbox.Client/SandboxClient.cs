@@ -37,13 +37,34 @@ public sealed class SandboxClient : IDisposable
         return new SandboxClient(UnixSocketChannel.Create(path), path);
     }
 
-    /// <summary>Connects to a daemon's TCP listener (<c>--tcp</c>), e.g. <c>http://127.0.0.1:7700</c>: plaintext HTTP/2.</summary>
+    /// <summary>
+    /// Connects to a daemon's plaintext TCP listener (<c>--tcp</c> with <c>--tcp-insecure</c>), e.g. <c>http://127.0.0.1:7700</c>;
+    /// an https:// address is checked against the system's roots and offers no client certificate (a TLS proxy, say).
+    /// </summary>
     public static SandboxClient ConnectAddress(Uri address)
     {
         if (address.Scheme is not ("http" or "https") || address.AbsolutePath != "/")
             throw new ArgumentException($"'{address}' is not a daemon address such as http://127.0.0.1:7700", nameof(address));
         return new SandboxClient(GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
+            MaxReceiveMessageSize = UnixSocketChannel.MaxMessageBytes,
+            MaxSendMessageSize = UnixSocketChannel.MaxMessageBytes,
+        }), address.ToString());
+    }
+
+    /// <summary>
+    /// Connects to a daemon's TLS TCP listener, e.g. <c>https://127.0.0.1:7700</c>, with a client certificate (mutual
+    /// TLS, SPEC §5); the daemon's certificate must chain to <paramref name="tls"/>'s CAs and name the address's host.
+    /// </summary>
+    public static SandboxClient ConnectAddress(Uri address, SandboxTls tls)
+    {
+        if (address.Scheme != "https" || address.AbsolutePath != "/")
+            throw new ArgumentException($"'{address}' is not a TLS daemon address such as https://127.0.0.1:7700", nameof(address));
+        var handler = new SocketsHttpHandler { SslOptions = tls.ToSslOptions(), EnableMultipleHttp2Connections = true };
+        return new SandboxClient(GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
             MaxReceiveMessageSize = UnixSocketChannel.MaxMessageBytes,
             MaxSendMessageSize = UnixSocketChannel.MaxMessageBytes,
         }), address.ToString());
@@ -107,6 +128,13 @@ public sealed class SandboxClient : IDisposable
         return exception;
     }
 
+    private static bool IsTlsFailure(Exception? exception)
+    {
+        for (; exception is not null; exception = exception.InnerException)
+            if (exception is System.Security.Authentication.AuthenticationException) return true;
+        return false;
+    }
+
     private async Task<T> Call<T>(Func<Task<T>> call)
     {
         try
@@ -127,6 +155,12 @@ public sealed class SandboxClient : IDisposable
         (Exception?)ErrorStatus.FromRpcException(e) ?? e.StatusCode switch
         {
             StatusCode.DeadlineExceeded => new SandboxException(ErrorReason.Timeout, $"the call's deadline passed before connectias-sandboxd answered ({e.Status.Detail})", null, e),
+            // A refused TLS handshake is UNAVAILABLE or, when this side refused the daemon's certificate, INTERNAL.
+            StatusCode.Unavailable or StatusCode.Internal when Innermost(e.Status.DebugException) is { } cause && IsTlsFailure(e.Status.DebugException) =>
+                new SandboxUnavailableException($"the TLS handshake with the daemon at {Endpoint} failed ({cause.Message})", e),
+            // A daemon that refuses this client's certificate cannot say so: it closes the connection after the handshake.
+            StatusCode.Unavailable when Endpoint.StartsWith("https:", StringComparison.Ordinal) => new SandboxUnavailableException(
+                $"no daemon answered at {Endpoint} ({Innermost(e.Status.DebugException)?.Message ?? e.Status.Detail}): it is not listening, or it refused this client's certificate (its log says which)", e),
             StatusCode.Unavailable => new SandboxUnavailableException($"no daemon is listening on {Endpoint} ({Innermost(e.Status.DebugException)?.Message ?? e.Status.Detail})", e),
             _ => e,
         };

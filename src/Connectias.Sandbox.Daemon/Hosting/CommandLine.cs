@@ -14,7 +14,14 @@ public static class CommandLine
           --trust-dir DIR    trusted public keys and revoked.txt (default: STATE/trust)
           --policy FILE      administrator policy, JSON (default: built-in: storage and system_info granted)
           --allow-unsigned   accept packages with no signature (development only)
-          --tcp IP:PORT      also listen on TCP, plaintext HTTP/2 (off by default), e.g. 127.0.0.1:7700
+          --tcp IP:PORT      also listen on TCP (off by default), e.g. 127.0.0.1:7700: TLS 1.2+ and HTTP/2,
+                             every client must present a certificate from a CA in --tls-client-ca; needs:
+          --tls-cert FILE    the TCP listener's certificate, PEM (intermediates may follow it in the file)
+          --tls-key FILE     its private key, unencrypted PEM
+          --tls-client-ca DIR
+                             CA certificates (PEM files) client certificates must chain to; no others
+          --tcp-insecure     instead of TLS: --tcp in plaintext, no client certificates, so anyone who
+                             reaches the port has the whole API (logged as a warning at every start)
           --sandbox MODE     auto (bubblewrap when it works), bubblewrap, or none (default: auto)
           --no-dev-key       do not create or trust the local development signing key
           -h, --help         show this help
@@ -33,6 +40,10 @@ public static class CommandLine
         ["--policy"] = "Sandbox:Policy",
         ["--allow-unsigned"] = "Sandbox:AllowUnsigned",
         ["--tcp"] = "Sandbox:Tcp",
+        ["--tcp-insecure"] = "Sandbox:TcpInsecure",
+        ["--tls-cert"] = "Sandbox:TlsCertificate",
+        ["--tls-key"] = "Sandbox:TlsKey",
+        ["--tls-client-ca"] = "Sandbox:TlsClientCaDir",
         ["--sandbox"] = "Sandbox:Sandbox",
         ["--no-dev-key"] = "Sandbox:DevelopmentKey",
     };
@@ -43,6 +54,7 @@ public static class CommandLine
     public static string[] Normalize(string[] args) => args.Select(arg => arg switch
     {
         "--allow-unsigned" => "--allow-unsigned=true",
+        "--tcp-insecure" => "--tcp-insecure=true",
         "--no-dev-key" => "--no-dev-key=false",
         _ => arg,
     }).ToArray();

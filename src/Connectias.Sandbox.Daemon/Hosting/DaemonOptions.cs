@@ -26,8 +26,29 @@ public sealed class DaemonOptions
     /// <summary>The public Unix socket (mode 0600, its directory 0700). Default: STATE/run/sandboxd.sock.</summary>
     public string? Socket { get; set; }
 
-    /// <summary>Optional TCP listener, e.g. "127.0.0.1:7700"; off unless set. No TLS: put it behind one.</summary>
+    /// <summary>
+    /// Optional TCP listener, e.g. "127.0.0.1:7700"; off unless set. It serves TLS and requires a client certificate
+    /// from a CA in <see cref="TlsClientCaDir"/> (SPEC §5), unless <see cref="TcpInsecure"/> says plaintext.
+    /// </summary>
     public string? Tcp { get; set; }
+
+    /// <summary>
+    /// Serve <see cref="Tcp"/> as plaintext HTTP/2 with no client certificates: anyone who reaches the port has the whole
+    /// API. Only an explicit choice (--tcp-insecure), and a warning in the log at every start.
+    /// </summary>
+    public bool TcpInsecure { get; set; }
+
+    /// <summary>The TCP listener's certificate, PEM; further certificates in the file (intermediates) are sent with it.</summary>
+    public string? TlsCertificate { get; set; }
+
+    /// <summary>The private key of <see cref="TlsCertificate"/>, unencrypted PEM (PKCS#8, or PKCS#1 / SEC 1).</summary>
+    public string? TlsKey { get; set; }
+
+    /// <summary>
+    /// A directory of PEM CA certificates; a TCP client must present a certificate that chains to one of them, and to
+    /// nothing else (the system's roots are not trusted here).
+    /// </summary>
+    public string? TlsClientCaDir { get; set; }
 
     /// <summary>Trust store directory. Default: STATE/trust.</summary>
     public string? TrustDir { get; set; }
@@ -189,6 +210,9 @@ public sealed class DaemonOptions
 
     /// <summary>True when any exporter is configured; otherwise no OpenTelemetry SDK is registered at all.</summary>
     public bool TelemetryEnabled => MetricsListen is { Length: > 0 } || OtlpEndpoint is { Length: > 0 };
+
+    /// <summary>True when any of the TCP listener's TLS settings is given.</summary>
+    public bool TlsConfigured => TlsCertificate is not null || TlsKey is not null || TlsClientCaDir is not null;
 
     public string ResolvedSocket => Socket ?? SandboxPaths.SocketPath(StateDir);
     public string ResolvedTrustDir => TrustDir ?? SandboxPaths.TrustDirectory(StateDir);

@@ -32,6 +32,8 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
             yield return $"WorkerRuntime '{o.WorkerRuntime}' is not a worker runtime; use {string.Join(", ", DaemonOptions.WorkerRuntimes)}";
         if (o.Tcp is { Length: > 0 } tcp && (!IPEndPoint.TryParse(tcp, out var endpoint) || endpoint.Port == 0))
             yield return $"Tcp '{tcp}' is not IP:PORT, e.g. 127.0.0.1:7700";
+        else
+            foreach (var problem in TcpSecurityProblems(o)) yield return problem;
         if (o.MetricsListen is { Length: > 0 } metrics)
         {
             if (!IPEndPoint.TryParse(metrics, out var metricsEndpoint) || metricsEndpoint.Port == 0)
@@ -91,6 +93,46 @@ public sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
         if (o.RestartsPerMinute > MaxRestartsPerMinute)
         {
             yield return $"{nameof(o.RestartsPerMinute)} is {o.RestartsPerMinute}; it may be at most {MaxRestartsPerMinute}";
+        }
+    }
+
+    /// <summary>
+    /// SPEC §5: TCP is served only with TLS and client certificates, or as plaintext when the operator says so explicitly;
+    /// half a TLS configuration, or TLS settings and plaintext at once, is a mistake, and so are settings with no listener.
+    /// </summary>
+    private static IEnumerable<string> TcpSecurityProblems(DaemonOptions o)
+    {
+        var tls = new (string Setting, string Flag, string? Value)[]
+        {
+            (nameof(o.TlsCertificate), "--tls-cert FILE", o.TlsCertificate),
+            (nameof(o.TlsKey), "--tls-key FILE", o.TlsKey),
+            (nameof(o.TlsClientCaDir), "--tls-client-ca DIR", o.TlsClientCaDir),
+        };
+        foreach (var (setting, _, value) in tls)
+        {
+            if (value is not null && string.IsNullOrWhiteSpace(value)) yield return $"{setting} is empty; leave it unset or name a file";
+        }
+
+        if (o.Tcp is not { Length: > 0 } tcp)
+        {
+            if (o.TcpInsecure) yield return "TcpInsecure is set but Tcp is not; it only allows a plaintext TCP listener (--tcp IP:PORT)";
+            var given = tls.Where(t => t.Value is not null).Select(t => t.Setting).ToList();
+            if (given.Count > 0)
+                yield return $"{string.Join(", ", given)} {(given.Count == 1 ? "is" : "are")} set but Tcp is not; the TLS settings are for the TCP listener (--tcp IP:PORT)";
+            yield break;
+        }
+
+        if (o.TcpInsecure)
+        {
+            if (o.TlsConfigured) yield return "TcpInsecure is set together with TLS settings; choose TLS with client certificates or plaintext, not both";
+            yield break;
+        }
+
+        var missing = tls.Where(t => t.Value is null).ToList(); // an empty one was named above
+        if (missing.Count > 0)
+        {
+            yield return $"Tcp '{tcp}' is served only with TLS and client certificates, and {string.Join(", ", missing.Select(t => $"{t.Setting} ({t.Flag})"))} "
+                         + $"{(missing.Count == 1 ? "is" : "are")} not set; or allow plaintext TCP explicitly with --tcp-insecure (Sandbox:TcpInsecure=true)";
         }
     }
 }

@@ -50,6 +50,12 @@ if (StartupChecks.UnknownSettings(builder.Configuration) is { Count: > 0 } unkno
     return 2;
 }
 
+if (StartupChecks.KestrelSettings(builder.Configuration) is { } kestrelSettings)
+{
+    Console.Error.WriteLine($"connectias-sandboxd: {kestrelSettings}");
+    return 2;
+}
+
 var section = builder.Configuration.GetSection(DaemonOptions.Section);
 DaemonOptions options;
 try
@@ -89,6 +95,17 @@ if (options.TrustDir is { Length: > 0 } trustDir && !Directory.Exists(trustDir))
 {
     // A missing trust store would mean "trust nothing" and refuse every signed package: say so instead.
     Console.Error.WriteLine($"connectias-sandboxd: Sandbox:TrustDir '{trustDir}' does not exist; create it and put the trusted public keys in it");
+    return 1;
+}
+
+TcpListenerSetup? tcpListener;
+try
+{
+    tcpListener = TcpListenerSetup.Prepare(options);
+}
+catch (InvalidDataException e)
+{
+    Console.Error.WriteLine($"connectias-sandboxd: {e.Message}");
     return 1;
 }
 
@@ -181,8 +198,7 @@ builder.Services.AddGrpcReflection();
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http2);
-    if (options.Tcp is { Length: > 0 } tcp)
-        kestrel.Listen(System.Net.IPEndPoint.Parse(tcp), listen => listen.Protocols = HttpProtocols.Http2); // validated above
+    tcpListener?.Listen(kestrel);
     kestrel.Limits.MaxRequestBodySize = null;
 });
 builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
@@ -227,6 +243,11 @@ audit.Record(AuditEvents.DaemonStart, "", json =>
     json.WriteString("policy", policy.Source);
     json.WriteBoolean("allow_unsigned", options.AllowUnsigned);
     json.WriteString("sandbox", launcher.UseBubblewrap ? "bubblewrap" : "process");
+    if (tcpListener is not null)
+    {
+        json.WriteString("tcp", tcpListener.Address);
+        json.WriteString("tcp_security", tcpListener.Security);
+    }
 });
 audit.RecordRecoveryAtStart();
 if (auditAtStart is { Intact: false } broken)
@@ -245,8 +266,9 @@ if (auditAtStart is { Intact: false } broken)
 foreach (var warning in TrustStore.Load(options.ResolvedTrustDir).Warnings) logger.LogWarning("trust store: {Warning}", warning);
 if (developmentKey is not null) logger.LogWarning("the local development key {Fingerprint} is trusted (disable with --no-dev-key)", developmentKey);
 if (options.AllowUnsigned) logger.LogWarning("unsigned packages are accepted (--allow-unsigned)");
+foreach (var warning in tcpListener?.Warnings ?? []) logger.LogWarning("{Warning}", warning);
 logger.LogInformation("connectias-sandboxd {Version} listening on {Socket}{Tcp}; state {StateDir}; policy {Policy}; sandbox {Sandbox}",
-    CoreVersion.Current, socket, options.Tcp is null ? "" : $" and tcp {options.Tcp}", options.StateDir, policy.Source, launcher.Description);
+    CoreVersion.Current, socket, tcpListener is null ? "" : $" and {tcpListener.Description}", options.StateDir, policy.Source, launcher.Description);
 
 await app.WaitForShutdownAsync();
 health.SetStatus("", HealthCheckResponse.Types.ServingStatus.NotServing);

@@ -26,6 +26,19 @@ public static class StartupChecks
         return problems;
     }
 
+    /// <summary>
+    /// A <c>Kestrel:*</c> section (appsettings.json, <c>Kestrel__Endpoints__...</c> in the environment) would make the web
+    /// server open listeners of its own beside the socket and <c>--tcp</c>, plaintext and without client certificates
+    /// (SPEC §5): the daemon configures its listeners itself, so such a section is refused, naming where it came from.
+    /// </summary>
+    public static string? KestrelSettings(IConfigurationRoot configuration)
+    {
+        if (configuration.GetSection("Kestrel").GetChildren().FirstOrDefault() is not { } first) return null;
+        var source = configuration.Providers.Reverse().FirstOrDefault(provider => provider.GetChildKeys([], "Kestrel").Any());
+        return $"setting Kestrel:{first.Key} (from {Describe(source, "Kestrel")}) is not supported: the daemon's listeners are --socket, --tcp "
+               + $"(TLS with client certificates, or --tcp-insecure) and {DaemonOptions.Section}:{nameof(DaemonOptions.MetricsListen)}";
+    }
+
     /// <summary>The audit log's chain as found at start: intact (or absent), or where it first breaks.</summary>
     public static AuditVerification? VerifyAuditLog(string stateDir)
     {
@@ -33,10 +46,10 @@ public static class StartupChecks
         return File.Exists(path) ? AuditVerifier.Verify(path) : null;
     }
 
-    private static string Describe(IConfigurationProvider? provider) => provider switch
+    private static string Describe(IConfigurationProvider? provider, string section = DaemonOptions.Section) => provider switch
     {
         null => "an unknown source",
-        Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationProvider => "an environment variable Sandbox__...",
+        Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationProvider => $"an environment variable {section}__...",
         Microsoft.Extensions.Configuration.Json.JsonConfigurationProvider json => $"the settings file {json.Source.Path}",
         _ => provider.ToString() ?? provider.GetType().Name,
     };
