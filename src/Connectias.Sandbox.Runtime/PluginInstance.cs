@@ -11,9 +11,8 @@ namespace Connectias.Sandbox.Runtime;
 /// </summary>
 public sealed class PluginInstance : IDisposable
 {
-    // Growth up to wasm32's maximum only reserves address space; capping the store there instead of at
-    // the limit makes every growth past the limit visible (Wasmtime's limiter would make memory.grow
-    // return -1 silently), and the epoch tick, host calls and call end catch it within milliseconds.
+    // The memory limit itself is CappedMemory's, which sees a refused growth; Wasmtime's limiter, which would
+    // refuse silently, only stops what no plugin may have: more than wasm32's 4 GiB, more than one memory.
     private const long StoreMemoryCap = 4L * 1024 * 1024 * 1024;
     private const int MaxTableElements = 100_000;
     private const int MaxErrorMessageBytes = 64 * 1024;
@@ -40,6 +39,7 @@ public sealed class PluginInstance : IDisposable
     private string? _errorMessage;
     private SandboxException? _terminatedBy;
     private bool _cleanedUp;
+    private long _refusedGrowth; // the size a growth past the limit asked for; 0 while none was refused
 
     private PluginInstance(WasmEngine engine, PluginSetup setup, Module module)
     {
@@ -262,6 +262,7 @@ public sealed class PluginInstance : IDisposable
         _deadline = Stopwatch.GetTimestamp() + (long)(_deadlineMs / 1000.0 * Stopwatch.Frequency);
         _store.Fuel = (ulong)Limits.FuelPerCall;
         _store.SetEpochDeadline(1);
+        CappedMemory.Running(this);
         _engine.BeginRunning();
         _output = null;
         _errorMessage = null;
@@ -270,6 +271,7 @@ public sealed class PluginInstance : IDisposable
 
     private void EndCall()
     {
+        CappedMemory.Running(null);
         _engine.EndRunning();
         _hostBuffers.Clear();
         _log.EndCall();
@@ -291,11 +293,28 @@ public sealed class PluginInstance : IDisposable
         if (MemoryFault() is { } fault) throw fault;
     }
 
-    /// <summary>The <c>MEMORY_LIMIT_EXCEEDED</c> fault when the linear memory is past the limit, else null.</summary>
+    /// <summary>
+    /// CappedMemory refused a growth (or a memory) of <paramref name="requestedBytes"/> past the limit: the call ends at
+    /// the next check, which the epoch's advance brings at once.
+    /// </summary>
+    internal void GrowthRefused(long requestedBytes)
+    {
+        _refusedGrowth = Math.Max(_refusedGrowth, requestedBytes);
+        _engine.Engine.IncrementEpoch();
+    }
+
+    /// <summary>The <c>MEMORY_LIMIT_EXCEEDED</c> fault once a growth past the limit was refused (or the memory is past it), else null.</summary>
     private SandboxException? MemoryFault()
     {
-        var length = _memory?.GetLength() ?? 0;
-        if (length <= Limits.MemoryBytes) return null;
+        var length = Math.Max(_memory?.GetLength() ?? 0, _refusedGrowth);
+        if (length <= Limits.MemoryBytes && _refusedGrowth == 0) return null;
+        if (_refusedGrowth > 0)
+        {
+            return new SandboxException(ErrorReason.MemoryLimitExceeded,
+                $"plugin {PluginId} tried to grow its memory to {_refusedGrowth} bytes; the limit is {Limits.MemoryBytes} bytes",
+                ErrorMetadata.For(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", _refusedGrowth.ToString(CultureInfo.InvariantCulture))));
+        }
+
         return new SandboxException(ErrorReason.MemoryLimitExceeded,
             $"plugin {PluginId} grew its memory to {length} bytes; the limit is {Limits.MemoryBytes} bytes",
             ErrorMetadata.For(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", length.ToString(CultureInfo.InvariantCulture))));

@@ -15,7 +15,7 @@ public sealed class WasmEngine : IDisposable
     public static readonly TimeSpan EpochTick = TimeSpan.FromMilliseconds(5);
 
     // What, besides the Wasmtime version, decides whether compiled code fits this engine; part of Fingerprint.
-    private const string Settings = "fuel,epoch,opt=speed";
+    private const string Settings = "fuel,epoch,opt=speed,capped-memory";
 
     private readonly Timer _ticker;
     private readonly Lock _sync = new();
@@ -25,7 +25,9 @@ public sealed class WasmEngine : IDisposable
 
     public WasmEngine()
     {
-        using var config = new Config()
+        // Copy-on-write memory images are Wasmtime's own mmap-based memories: with CappedMemory's, data segments are copied.
+        using var config = CappedMemory.Use(new Config())
+            .WithMemoryInitCopyOnWrite(false)
             .WithFuelConsumption(true)
             .WithEpochInterruption(true)
             .WithOptimizationLevel(OptimizationLevel.Speed);
@@ -79,7 +81,10 @@ public sealed class WasmEngine : IDisposable
         }
     }
 
-    /// <summary>Compiles (and so validates) a module; one that does not validate is CORRUPTED_DATA.</summary>
+    /// <summary>
+    /// Compiles (and so validates) a module; one that does not validate is CORRUPTED_DATA, one that validates but cannot
+    /// be compiled (memory ran out under the worker's cap) RESOURCE_EXHAUSTED.
+    /// </summary>
     public CompiledModule Compile(string pluginId, ReadOnlySpan<byte> module)
     {
         try
@@ -88,6 +93,13 @@ public sealed class WasmEngine : IDisposable
         }
         catch (WasmtimeException e)
         {
+            // A module that validates but does not compile ran out of something: memory under the worker's cap, say.
+            if (Module.Validate(Engine, module) is null)
+            {
+                throw new SandboxException(ErrorReason.ResourceExhausted, $"the module validates but could not be compiled within the worker's limits: {PluginInstance.FirstLine(e.Message)}",
+                    ErrorMetadata.For(pluginId));
+            }
+
             throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {PluginInstance.FirstLine(e.Message)}", ErrorMetadata.For(pluginId));
         }
     }

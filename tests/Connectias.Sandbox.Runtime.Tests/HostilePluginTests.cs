@@ -93,6 +93,31 @@ public class HostilePluginTests(EngineFixture fixture) : RuntimeTestBase(fixture
     }
 
     [Fact]
+    public void A_one_GiB_growth_and_fill_is_refused_inside_the_growth_and_no_page_past_the_limit_is_touched()
+    {
+        const long limit = 16 * 1024 * 1024;
+        var instance = Load("fill_bomb", ResourceLimits.Defaults with { MemoryBytes = limit });
+        var error = CallFails(instance);
+        Assert.Equal(ErrorReason.MemoryLimitExceeded, error.Reason);
+        Assert.Equal((65536L + 16384 * 65536).ToString(), error.Metadata["used"]); // what it asked for, not what it got
+        Assert.Contains("tried to grow its memory", error.Message);
+        Assert.Equal(65536, instance.MemoryBytes); // it never had a byte more than its one page: the fill ran off its end
+        AssertTerminates(instance, error);
+        AssertRuntimeSound();
+    }
+
+    [Fact]
+    public void A_refused_growth_ends_the_call_even_when_the_plugin_ignores_the_refusal_and_spins()
+    {
+        // Timeout 30 s: MEMORY_LIMIT_EXCEEDED, not TIMEOUT, shows the refusal itself ended the call.
+        var instance = Load("grow_then_spin", ResourceLimits.Defaults with { MemoryBytes = 16 * 1024 * 1024, FuelPerCall = 1_000_000_000_000 });
+        var error = CallFails(instance);
+        Assert.Equal(ErrorReason.MemoryLimitExceeded, error.Reason);
+        Assert.Equal((65536L + 4096 * 65536).ToString(), error.Metadata["used"]);
+        AssertRuntimeSound();
+    }
+
+    [Fact]
     public void An_initial_memory_larger_than_the_limit_is_refused_at_load()
     {
         var error = LoadFails("huge_memory");
