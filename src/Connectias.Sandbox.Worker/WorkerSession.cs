@@ -138,6 +138,7 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
         {
             _compiled?.Dispose();
             _compiled = null;
+            CapMemory(request.MemoryCapBytes);
             _compiled = state.Engine.Compile(state.Log.PluginId.Length > 0 ? state.Log.PluginId : "module", request.Module.Span);
             return new CompileResponse { Compiled = UnsafeByteOperations.UnsafeWrap(_compiled.Serialize()) };
         }
@@ -153,6 +154,7 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
         {
             if (state.Plugin is not null) throw new SandboxException(ErrorReason.AlreadyLoaded, "this worker already hosts a plugin");
             state.Log.PluginId = request.PluginId;
+            CapMemory(request.MemoryCapBytes);
             var plugin = PluginInstance.Load(state.Engine, ToSetup(request, CompiledFor(request)));
             state.Plugin = plugin;
             var code = request.Precompiled.IsEmpty ? request.UseCompiled ? "compiled just before" : "compiled" : "compiled code from the cache";
@@ -163,6 +165,19 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
         {
             state.Log.Worker("warning", $"load failed: {e.Reason.WireName()}: {e.Message}");
             return new LoadResponse { Fault = WorkerFaults.ToFault(e) };
+        }
+    }
+
+    private void CapMemory(ulong capBytes)
+    {
+        try
+        {
+            var cap = Lockdown.ProcessMemoryCap.Lower(capBytes);
+            if (capBytes > 0) state.Log.Worker("info", $"memory cap (RLIMIT_DATA): {cap} bytes");
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new SandboxException(ErrorReason.ResourceExhausted, $"cannot cap the worker's memory: {e.Message}");
         }
     }
 

@@ -106,6 +106,23 @@ public sealed class MisbehavingWorkerTests(FakeWorkerDaemon shared) : IClassFixt
     }
 
     [Fact]
+    public async Task A_worker_that_outgrows_its_cap_while_loading_is_stopped_by_the_monitor_with_RESOURCE_EXHAUSTED()
+    {
+        // Cap: 64 MiB of memory_bytes + 64 MiB allowance; the worker makes 256 MiB resident and never answers the Load.
+        using var daemon = FakeWorkerDaemon.Start(("WorkerRssAllowanceBytes", "67108864"), ("MonitorIntervalMs", "100"));
+        var id = IdFor(Behaviour.BloatInLoad);
+        daemon.UseWorker(Behaviour.BloatInLoad);
+        using var client = daemon.Daemon.Client();
+        var error = await ApiErrorTests.Refused(() => client.LoadAsync(daemon.Daemon.Package("noop", id, ",\"resource_limits\":{\"memory_bytes\":67108864}")),
+            StatusCode.ResourceExhausted, "RESOURCE_EXHAUSTED", id);
+        Assert.Contains("used while loading", error.Message);
+        Assert.Equal((128L * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture), error.Metadata["limit"]);
+        Assert.Contains(daemon.Daemon.AuditRecords(), r => r.Event == "RESOURCE_EXHAUSTION" && r.PluginId == id);
+        await AssertNotLoaded(daemon, Behaviour.BloatInLoad);
+        await AssertCleanAndServing(daemon, Behaviour.BloatInLoad);
+    }
+
+    [Fact]
     public async Task A_worker_that_dies_in_a_call_fails_it_with_PLUGIN_CRASHED_and_the_plugin_is_CRASHED()
     {
         var id = IdFor(Behaviour.CrashMidCall);

@@ -54,6 +54,11 @@ public static class Behaviour
     /// <summary>The same, but Load makes the forbidden call.</summary>
     public const string ForbiddenCallInLoad = "forbidden-call-in-load";
 
+    /// <summary>Hands shake and serves; Load touches <see cref="BloatBytes"/> of memory and never returns (it sets no memory cap of its own).</summary>
+    public const string BloatInLoad = "bloat-in-load";
+
+    public const int BloatBytes = 256 * 1024 * 1024;
+
     /// <summary>The exit status of a worker that dies in a call (EX_SOFTWARE).</summary>
     public const int CrashStatus = 70;
 
@@ -63,6 +68,6 @@ public static class Behaviour
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         BadHandshake, NoHandshake, ExitBeforeHandshake, ExitDuringLoad, StrayStdout, CrashMidCall, HangMidCall, UnsolicitedReply, HugeFrame, HangInLoad, HugeStderrLine, StderrFlood,
-        ForbiddenCallInExecute, ForbiddenCallInLoad,
+        ForbiddenCallInExecute, ForbiddenCallInLoad, BloatInLoad,
     };
 }

@@ -16,6 +16,14 @@ internal static class FakeWorkerSession
                 if (behaviour == Behaviour.ExitDuringLoad) ProcessExit.Now(Behaviour.CrashStatus);
                 if (behaviour == Behaviour.HangInLoad) Thread.Sleep(Timeout.Infinite);
                 if (behaviour == Behaviour.ForbiddenCallInLoad) ProcessExit.MakeForbiddenCall();
+                if (behaviour == Behaviour.BloatInLoad)
+                {
+                    var bloat = GC.AllocateUninitializedArray<byte>(Behaviour.BloatBytes, pinned: true);
+                    for (var page = 0; page < bloat.Length; page += 4096) bloat[page] = 1; // resident, page by page
+                    Thread.Sleep(Timeout.Infinite);
+                    GC.KeepAlive(bloat);
+                }
+
                 if (behaviour == Behaviour.HugeStderrLine)
                 {
                     using var stderr = Console.OpenStandardError();

@@ -126,6 +126,9 @@ public sealed class DaemonProcess : IDisposable
     public byte[] Package(string plugin, string id, string extraManifest = "", bool sign = true, string version = "1.0.0") =>
         SamplePlugins.Package(plugin, id, sign ? Key : null, extraManifest, version);
 
+    /// <summary>A signed package of a module the test made.</summary>
+    public byte[] PackageModule(byte[] module, string id, string extraManifest = "") => SamplePlugins.PackageModule(module, "generated", id, Key, extraManifest);
+
     /// <summary>The run directories (STATE/run/plugins/ID-N) the daemon holds for <paramref name="pluginId"/> now.</summary>
     public IReadOnlyList<string> PluginRunDirectories(string pluginId)
     {

@@ -25,12 +25,16 @@ public static class SamplePlugins
     /// version 1.0.0; <paramref name="extraManifest"/> is spliced into the manifest object (it starts with
     /// a comma). Signed by <paramref name="signer"/>, or unsigned when it is null.
     /// </summary>
-    public static byte[] Package(string name, string id, SigningKey? signer, string extraManifest = "", string version = "1.0.0")
+    public static byte[] Package(string name, string id, SigningKey? signer, string extraManifest = "", string version = "1.0.0") =>
+        PackageModule(Wasm(name), name, id, signer, extraManifest, version);
+
+    /// <summary>A package of <paramref name="module"/> (one a test made), as <see cref="Package"/> makes one of a sample's.</summary>
+    public static byte[] PackageModule(byte[] module, string name, string id, SigningKey? signer, string extraManifest = "", string version = "1.0.0")
     {
         var manifest = $$"""{"id":"{{id}}","name":"{{name}}","version":"{{version}}"{{extraManifest}}}""";
         var bytes = PackageWriter.Write([
             new PackageEntry("plugin.json", Encoding.UTF8.GetBytes(manifest)),
-            new PackageEntry("plugin.wasm", Wasm(name)),
+            new PackageEntry("plugin.wasm", module),
         ]);
         return signer is null ? bytes : PackageSigner.Sign(bytes, signer);
     }

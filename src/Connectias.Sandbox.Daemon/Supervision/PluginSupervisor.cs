@@ -34,7 +34,25 @@ internal sealed class PluginSupervisor(
     DaemonMetrics metrics,
     ILogger<PluginSupervisor> logger)
 {
+    // Workers between their start and READY (or failure), for the resource monitor: a compile can outgrow a worker too.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<WorkerHandle, ManagedPlugin> _loading = new();
+
     public bool UsesBubblewrap => launcher.UseBubblewrap;
+
+    /// <summary>The workers loading a plugin now (a restart's and an upgrade's included).</summary>
+    public IReadOnlyList<(WorkerHandle Worker, ManagedPlugin Plugin)> LoadingWorkers() => _loading.Select(entry => (entry.Key, entry.Value)).ToList();
+
+    /// <summary>
+    /// Ends a worker that is still loading because of <paramref name="cause"/> (its RSS outgrew its cap): audited,
+    /// killed; the load then fails with the cause.
+    /// </summary>
+    public async Task StopLoadingAsync(ManagedPlugin plugin, WorkerHandle worker, SandboxException cause)
+    {
+        if (!worker.TryBeginStopping(cause)) return;
+        logger.LogWarning("stopping the load of {PluginId}: {Reason}: {Message}", plugin.Id, cause.Reason.WireName(), cause.Message);
+        audit.Record(AuditEvents.ResourceExhaustion, plugin.Id, json => AuditTrail.WriteCause(json, cause, worker.Pid));
+        await stopper.StopAsync(worker, graceful: false);
+    }
 
     /// <summary>
     /// Starts a worker for <paramref name="plugin"/>, loads it, and applies <paramref name="ready"/> (LOADING →
@@ -44,6 +62,19 @@ internal sealed class PluginSupervisor(
     public async Task StartAsync(ManagedPlugin plugin, Transition ready, CancellationToken cancellation)
     {
         var (worker, storageDirectory) = await workers.AcquireAsync(plugin.Id, plugin.Manifest.Permissions.Contains(Permission.Storage), cancellation);
+        _loading[worker] = plugin;
+        try
+        {
+            await LoadIntoAsync(plugin, worker, storageDirectory, ready, cancellation);
+        }
+        finally
+        {
+            _loading.TryRemove(worker, out _);
+        }
+    }
+
+    private async Task LoadIntoAsync(ManagedPlugin plugin, WorkerHandle worker, string? storageDirectory, Transition ready, CancellationToken cancellation)
+    {
 
         output.Follow(plugin.Id, worker, () => TerminateAsync(plugin, worker, new SandboxException(ErrorReason.SecurityViolation,
             $"the worker of plugin {plugin.Id} broke the worker protocol (unexpected output on stdout)", ErrorMetadata.For(plugin.Id)), crashed: false));
@@ -71,6 +102,8 @@ internal sealed class PluginSupervisor(
         }
         catch (Exception e)
         {
+            // Read before the worker is stopped, which closes its stderr: what it said as it died.
+            var ranOutOfMemory = e is WorkerConnectionException { ProtocolViolation: false } && await RanOutOfMemoryAsync(worker);
             // Broke the protocol while loading, or killed by its system-call filter (a Load runs the plugin's
             // _initialize and plugin_init): a security violation, audited as one, whoever notices first.
             var violation = e switch
@@ -90,6 +123,12 @@ internal sealed class PluginSupervisor(
             if (worker.TryBeginStopping(null)) await stopper.StopAsync(worker, graceful: false);
             if (cause is not null) throw cause; // the daemon ended it while loading (it broke the protocol, say)
             if (e is SandboxException) throw;
+            if (ranOutOfMemory)
+            {
+                throw new SandboxException(ErrorReason.ResourceExhausted,
+                    $"loading {plugin.Id} needed more memory than its worker's cap of {plugin.Limits.MemoryBytes + options.WorkerRssAllowanceBytes} bytes (memory_bytes plus Sandbox:WorkerRssAllowanceBytes); its worker died",
+                    ErrorMetadata.For(plugin.Id, ("limit", (plugin.Limits.MemoryBytes + options.WorkerRssAllowanceBytes).ToString(System.Globalization.CultureInfo.InvariantCulture))), e);
+            }
             if (e is TimeoutException)
             {
                 // Compile, instantiate and plugin_init ran past the plugin's timeout and both graces: a runaway compile, say.
@@ -186,6 +225,13 @@ internal sealed class PluginSupervisor(
             metrics.Restart(plugin.Id, RestartOutcome.Failed);
             logger.LogError("restart of {PluginId} failed: {Reason}: {Message}", plugin.Id, e.Reason.WireName(), e.Message);
         }
+    }
+
+    /// <summary>Whether a worker that died said, before it did, that an allocation failed (its stderr read to the end, briefly waited for).</summary>
+    private static async Task<bool> RanOutOfMemoryAsync(WorkerHandle worker)
+    {
+        await Task.WhenAny(worker.ErrorStreamEnded.Task, Task.Delay(TimeSpan.FromSeconds(2)));
+        return worker.RanOutOfMemory;
     }
 
     private async Task OnWorkerExitedAsync(ManagedPlugin plugin, WorkerHandle worker)

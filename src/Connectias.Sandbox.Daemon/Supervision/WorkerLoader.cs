@@ -20,6 +20,8 @@ internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache ca
         var module = plugin.Module ?? throw new SandboxException(ErrorReason.InitFailed, $"plugin {plugin.Id} no longer holds its module", ErrorMetadata.For(plugin.Id));
         var timeout = TimeSpan.FromMilliseconds(plugin.Limits.TimeoutMs) + options.CallGrace + options.WorkerLoadGrace;
         var load = Request(plugin, storageDirectory, networkBroker);
+        // The same cap the resource monitor holds the worker's RSS to, made the kernel's from before the compile on.
+        load.MemoryCapBytes = (ulong)(plugin.Limits.MemoryBytes + options.WorkerRssAllowanceBytes);
 
         var key = ModuleKey.For(worker.Engine, module.Span);
         if (cache.TryGet(key) is { } compiled)
@@ -39,7 +41,7 @@ internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache ca
             return await worker.Connection.LoadAsync(load, timeout, cancellation);
         }
 
-        var compile = await worker.Connection.CompileAsync(new WorkerV1.CompileRequest { Module = UnsafeByteOperations.UnsafeWrap(module) }, timeout, cancellation);
+        var compile = await worker.Connection.CompileAsync(new WorkerV1.CompileRequest { Module = UnsafeByteOperations.UnsafeWrap(module), MemoryCapBytes = load.MemoryCapBytes }, timeout, cancellation);
         if (compile.Fault is { } fault) throw WorkerFaults.ToError(fault, plugin.Id);
         load.UseCompiled = true;
         var loaded = await worker.Connection.LoadAsync(load, timeout, cancellation);

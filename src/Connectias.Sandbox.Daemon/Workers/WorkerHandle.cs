@@ -65,6 +65,12 @@ internal sealed class WorkerHandle : IDisposable
 
     /// <summary>The one connection to the worker: Load, calls, cleanup and the network broker's traffic.</summary>
     public WorkerConnection Connection { get; }
+
+    /// <summary>The worker's native runtime said an allocation failed (its memory cap, RLIMIT_DATA, said no).</summary>
+    public bool RanOutOfMemory { get; set; }
+
+    /// <summary>Ends when the daemon has read the worker's stderr to its end (everything it said before it died).</summary>
+    public TaskCompletionSource ErrorStreamEnded { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public CallQueue Calls { get; }
 
     /// <summary>The call path, set once the worker serves.</summary>

@@ -30,6 +30,7 @@ internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks
             {
                 while (await stderr.ReadLineAsync() is var (line, dropped))
                 {
+                    if (IsAllocationFailure(line)) worker.RanOutOfMemory = true;
                     // While the budget drops everything, a line is counted by its length, not parsed.
                     (LogLevel Level, string Source, string Message)? entry = limit.IsDropping ? null : Parse(line, dropped);
                     var admitted = limit.Admit(entry?.Message.Length ?? line.Length + dropped, out var summary);
@@ -44,6 +45,7 @@ internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks
             finally
             {
                 if (limit.Finish() is { } summary) LogSummary(logger, pluginId, worker.Pid, summary);
+                worker.ErrorStreamEnded.TrySetResult();
             }
         });
         tasks.Run($"stdout of {pluginId}'s worker {worker.Pid}", async () =>
@@ -62,6 +64,13 @@ internal sealed class WorkerOutput(ILoggerFactory loggers, BackgroundTasks tasks
             if (read > 0) await onProtocolBreak();
         });
     }
+
+    /// <summary>
+    /// What Rust's allocator prints before it aborts the process ("memory allocation of N bytes failed"), raw, not a
+    /// JSON line: only the worker's native code writes such a line, never a plugin, whose output is JSON-quoted.
+    /// </summary>
+    private static bool IsAllocationFailure(string line) =>
+        line.StartsWith("memory allocation of ", StringComparison.Ordinal) && line.EndsWith(" bytes failed", StringComparison.Ordinal);
 
     private static void LogSummary(ILogger logger, string pluginId, int pid, string summary) =>
         logger.LogWarning("[{PluginId}] daemon: worker {Pid}: {Summary}", pluginId, pid, summary);
