@@ -13,7 +13,7 @@ public class WorkerTests
     public void The_handshake_is_one_line_naming_the_engine_the_socket_and_the_real_pid_and_the_socket_goes_once_connected()
     {
         using var worker = WorkerProcess.Start();
-        Assert.Matches(@"^CONNECTIAS-WORKER\|2\|wasmtime-[0-9.]+\+fuel,epoch,opt=speed\|unix\|/.+/worker\.sock\|\d+$", worker.Handshake);
+        Assert.Matches(@"^CONNECTIAS-WORKER\|2\|wasmtime-[0-9.]+\+fuel,epoch,opt=speed,capped-memory\|unix\|/.+/worker\.sock\|\d+$", worker.Handshake);
         Assert.Equal(worker.Pid, worker.ReportedPid);
         Assert.True(worker.SocketExistedBeforeConnecting);
         Assert.Equal(0UL, worker.Client.GetStatus(new GetStatusRequest()).Calls); // served on the one connection
