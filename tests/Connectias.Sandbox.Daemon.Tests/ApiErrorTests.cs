@@ -70,6 +70,17 @@ public class ApiErrorTests(SharedDaemon shared)
     }
 
     [Fact]
+    public async Task A_request_larger_than_a_package_at_its_limit_is_refused_before_the_daemon_reads_it_whole()
+    {
+        using var client = _daemon.Client();
+        var oversized = new LoadPluginRequest { Package = Google.Protobuf.ByteString.CopyFrom(new byte[Packaging.PackageLimits.Default.MaxPackageBytes + 2 * 1024 * 1024]) };
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.Raw.LoadPluginAsync(oversized));
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Equal(Packaging.PackageLimits.Default.MaxPackageBytes + 1024 * 1024, Hosting.DaemonOptions.MaxRequestBytes); // the package limit and a little
+        await client.ListAsync(); // still serving
+    }
+
+    [Fact]
     public async Task A_path_that_is_empty_missing_unreadable_or_not_a_regular_file_is_refused_at_once_with_one_message()
     {
         using var client = _daemon.Client();

@@ -11,6 +11,12 @@ public sealed class DaemonOptions
 {
     public const string Section = "Sandbox";
 
+    /// <summary>
+    /// The largest gRPC request the daemon reads: a package at SPEC §1's limit (64 MiB) plus 1 MiB for the request's
+    /// other fields. Execute's arguments are bounded by it too.
+    /// </summary>
+    public static readonly int MaxRequestBytes = checked((int)(Packaging.PackageLimits.Default.MaxPackageBytes + 1024 * 1024));
+
     /// <summary>The values <see cref="Sandbox"/> accepts.</summary>
     public static readonly IReadOnlyList<string> SandboxModes = ["auto", "bubblewrap", "none"];
 

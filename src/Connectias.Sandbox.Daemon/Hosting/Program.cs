@@ -191,7 +191,9 @@ builder.Services.AddSingleton<HealthServiceImpl>();
 builder.Services.AddGrpc(grpc =>
 {
     grpc.Interceptors.Add<ErrorInterceptor>();
-    grpc.MaxReceiveMessageSize = Connectias.Sandbox.Contracts.UnixSocketChannel.MaxMessageBytes;
+    // A request holds at most a whole package at the package limit and its few other fields: anything larger is
+    // refused (RESOURCE_EXHAUSTED) by gRPC before it is buffered whole, instead of 80 MiB per request.
+    grpc.MaxReceiveMessageSize = DaemonOptions.MaxRequestBytes;
     grpc.MaxSendMessageSize = Connectias.Sandbox.Contracts.UnixSocketChannel.MaxMessageBytes;
 });
 builder.Services.AddGrpcReflection();
