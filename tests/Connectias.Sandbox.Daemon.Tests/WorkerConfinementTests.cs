@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Connectias.Sandbox.Daemon.Tests;
 
 /// <summary>
@@ -60,16 +58,7 @@ public sealed class WorkerConfinementTests(SharedDaemon shared)
         // The files it wrote are its uid's, not root's.
         var hostStorage = Path.Combine(_daemon.StateDir, "storage", id);
         Assert.All(Directory.GetFileSystemEntries(hostStorage, "*", SearchOption.AllDirectories).Append(hostStorage), entry =>
-            Assert.Equal(65534, OwnerOf(entry)));
+            Assert.Equal(65534, FileOwner.Uid(entry)));
         await client.UnloadAsync(id);
-    }
-
-    private static int OwnerOf(string path)
-    {
-        // stat -c %u: .NET has no owner API; the tests may run a tool.
-        using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%u", path]) { RedirectStandardOutput = true })!;
-        var owner = stat.StandardOutput.ReadToEnd().Trim();
-        stat.WaitForExit();
-        return int.Parse(owner, CultureInfo.InvariantCulture);
     }
 }

@@ -29,13 +29,17 @@ internal sealed partial class WorkerIdentity(int uid, int gid)
     }
 
     /// <summary>
-    /// Gives <paramref name="directory"/> and everything under it to the worker's uid (links themselves, never what
-    /// they point to). Storage written by workers of an older daemon, which ran as root, is handed over the same way.
+    /// Gives <paramref name="directory"/> and its entries to the worker's uid: storage written by workers of an older
+    /// daemon, which ran as root, is handed over the same way. Only one level, and never through a link: a storage
+    /// directory holds flat files (PluginStorage), and an entry a worker made (a link to /etc, a directory) is already
+    /// its own. Descending would let a worker that still runs swap a subdirectory for a link between the daemon's
+    /// look and its chown, and so have root chown a file of its choosing. The directory's parents are the daemon's,
+    /// so lchown of DIRECTORY/ENTRY follows nothing.
     /// </summary>
     public void HandOver(string directory)
     {
         Chown(directory);
-        foreach (var entry in Directory.EnumerateFileSystemEntries(directory, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        foreach (var entry in Directory.EnumerateFileSystemEntries(directory, "*", new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0 }))
             Chown(entry);
     }
 
