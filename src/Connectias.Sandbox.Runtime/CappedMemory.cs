@@ -85,10 +85,12 @@ internal static unsafe partial class CappedMemory
     [UnmanagedCallersOnly]
     private static void* NewMemory(void* env, void* type, nuint minimum, nuint maximum, nuint reservedBytes, nuint guardBytes, LinearMemory* result)
     {
-        var cap = (nuint)Math.Min((ulong)(t_running?.Limits.MemoryBytes ?? (long)Wasm32MaxBytes), Wasm32MaxBytes);
+        // Only a plugin's instantiation makes memories here; anything else would get one without a cap.
+        if (t_running is not { } plugin) return NewError("a linear memory was asked for while no plugin was being loaded on this thread");
+        var cap = (nuint)Math.Min((ulong)plugin.Limits.MemoryBytes, Wasm32MaxBytes);
         if (minimum > cap)
         {
-            t_running?.GrowthRefused((long)minimum);
+            plugin.GrowthRefused((long)minimum, byProcessCap: false);
             return NewError($"the memory's minimum of {minimum} bytes is over the plugin's limit of {cap} bytes");
         }
 
@@ -102,6 +104,7 @@ internal static unsafe partial class CappedMemory
         {
             var errno = Marshal.GetLastPInvokeError();
             munmap(reservation, mapped);
+            plugin.GrowthRefused((long)minimum, byProcessCap: true);
             return NewError($"cannot commit {minimum} bytes of linear memory: errno {errno}");
         }
 
@@ -127,7 +130,7 @@ internal static unsafe partial class CappedMemory
         if (newSize <= state->Size) return null;
         if (newSize > state->Cap)
         {
-            t_running?.GrowthRefused((long)newSize);
+            t_running?.GrowthRefused((long)newSize, byProcessCap: false);
             return NewError($"growth to {newSize} bytes refused: the plugin's limit is {state->Cap} bytes");
         }
 
@@ -135,7 +138,7 @@ internal static unsafe partial class CappedMemory
         {
             // The worker's own cap (RLIMIT_DATA) said no first: just as much a growth the plugin may not have.
             var errno = Marshal.GetLastPInvokeError();
-            t_running?.GrowthRefused((long)newSize);
+            t_running?.GrowthRefused((long)newSize, byProcessCap: true);
             return NewError($"cannot commit linear memory up to {newSize} bytes: errno {errno}");
         }
 

@@ -40,6 +40,7 @@ public sealed class PluginInstance : IDisposable
     private SandboxException? _terminatedBy;
     private bool _cleanedUp;
     private long _refusedGrowth; // the size a growth past the limit asked for; 0 while none was refused
+    private bool _refusedByProcessCap;
 
     private PluginInstance(WasmEngine engine, PluginSetup setup, Module module)
     {
@@ -294,24 +295,28 @@ public sealed class PluginInstance : IDisposable
     }
 
     /// <summary>
-    /// CappedMemory refused a growth (or a memory) of <paramref name="requestedBytes"/> past the limit: the call ends at
+    /// CappedMemory refused a growth (or a memory) of <paramref name="requestedBytes"/>: past the plugin's limit, or
+    /// (<paramref name="byProcessCap"/>) past what the worker's own cap, RLIMIT_DATA, still allowed. The call ends at
     /// the next check, which the epoch's advance brings at once.
     /// </summary>
-    internal void GrowthRefused(long requestedBytes)
+    internal void GrowthRefused(long requestedBytes, bool byProcessCap)
     {
+        if (_refusedGrowth == 0) _refusedByProcessCap = byProcessCap;
         _refusedGrowth = Math.Max(_refusedGrowth, requestedBytes);
         _engine.Engine.IncrementEpoch();
     }
 
-    /// <summary>The <c>MEMORY_LIMIT_EXCEEDED</c> fault once a growth past the limit was refused (or the memory is past it), else null.</summary>
+    /// <summary>The <c>MEMORY_LIMIT_EXCEEDED</c> fault once a growth was refused (or the memory is past the limit), else null.</summary>
     private SandboxException? MemoryFault()
     {
-        var length = Math.Max(_memory?.GetLength() ?? 0, _refusedGrowth);
+        var length = _memory?.GetLength() ?? 0;
         if (length <= Limits.MemoryBytes && _refusedGrowth == 0) return null;
         if (_refusedGrowth > 0)
         {
-            return new SandboxException(ErrorReason.MemoryLimitExceeded,
-                $"plugin {PluginId} tried to grow its memory to {_refusedGrowth} bytes; the limit is {Limits.MemoryBytes} bytes",
+            var why = _refusedByProcessCap
+                ? $"the worker's memory cap (RLIMIT_DATA: memory_bytes plus the daemon's allowance) had no room left to grow its memory to {_refusedGrowth} bytes"
+                : $"tried to grow its memory to {_refusedGrowth} bytes; the limit is {Limits.MemoryBytes} bytes";
+            return new SandboxException(ErrorReason.MemoryLimitExceeded, $"plugin {PluginId}: {why}",
                 ErrorMetadata.For(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", _refusedGrowth.ToString(CultureInfo.InvariantCulture))));
         }
 
@@ -361,6 +366,8 @@ public sealed class PluginInstance : IDisposable
             $"plugin {PluginId} used up its fuel budget of {Limits.FuelPerCall}",
             ErrorMetadata.For(PluginId, ("limit", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)), ("used", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)))),
         TrapException { Type: TrapCode.Interrupt } => TimeoutFault(),
+        OutOfMemoryException => new SandboxException(ErrorReason.MemoryLimitExceeded,
+            $"plugin {PluginId}: the worker ran out of memory under its cap (RLIMIT_DATA: memory_bytes plus the daemon's allowance)", ErrorMetadata.For(PluginId)),
         TrapException trap => new SandboxException(ErrorReason.PluginTrapped,
             $"plugin {PluginId} trapped: {TrapName(trap.Type)}", ErrorMetadata.For(PluginId, ("trap", TrapName(trap.Type)))),
         WasmtimeException { ExitCode: { } code } => new SandboxException(ErrorReason.PluginCrashed,

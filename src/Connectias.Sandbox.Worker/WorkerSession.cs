@@ -146,6 +146,10 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
         {
             return new CompileResponse { Fault = WorkerFaults.ToFault(e) };
         }
+        catch (OutOfMemoryException)
+        {
+            return new CompileResponse { Fault = WorkerFaults.ToFault(OutOfMemory()) };
+        }
     }
 
     private LoadResponse Load(LoadRequest request)
@@ -166,13 +170,21 @@ internal sealed class WorkerSession(Socket connection, WorkerState state)
             state.Log.Worker("warning", $"load failed: {e.Reason.WireName()}: {e.Message}");
             return new LoadResponse { Fault = WorkerFaults.ToFault(e) };
         }
+        catch (OutOfMemoryException)
+        {
+            return new LoadResponse { Fault = WorkerFaults.ToFault(OutOfMemory()) };
+        }
     }
+
+    /// <summary>What .NET's allocator failing under the worker's cap means for a compile or a load.</summary>
+    private static SandboxException OutOfMemory() => new(ErrorReason.ResourceExhausted,
+        "the worker ran out of memory under its cap (RLIMIT_DATA: memory_bytes plus the daemon's allowance) while compiling or loading the module");
 
     private void CapMemory(ulong capBytes)
     {
         try
         {
-            var cap = Lockdown.ProcessMemoryCap.Lower(capBytes);
+            var cap = Lockdown.ProcessLimits.Lower(capBytes);
             if (capBytes > 0) state.Log.Worker("info", $"memory cap (RLIMIT_DATA): {cap} bytes");
         }
         catch (InvalidOperationException e)

@@ -52,8 +52,12 @@ public sealed class WorkerConfinementTests(SharedDaemon shared)
             .Where(fields => fields[5].Split(',').Contains("rw"))
             .Select(fields => fields[4])
             .ToList();
-        Assert.All(writable, mount => Assert.True(mount is "/tmp" or "/proc" || mount.StartsWith("/dev", StringComparison.Ordinal)
+        // The device nodes bubblewrap binds (null, zero, full, random, urandom, tty) are devices, not storage.
+        Assert.All(writable, mount => Assert.True(mount is "/tmp" or "/proc" or "/dev/pts" or "/dev/null" or "/dev/zero" or "/dev/full" or "/dev/random" or "/dev/urandom" or "/dev/tty"
             || mount == storage || mount.StartsWith(Path.Combine(_daemon.StateDir, "run"), StringComparison.Ordinal), $"{mount} is writable for the worker"));
+        // /tmp is RAM no memory cap counts: 1 MiB at most (and /dev, with /dev/shm in it, is read-only, checked above).
+        var tmp = File.ReadAllLines($"/proc/{pid}/mountinfo").Select(line => line.Split(' ')).Single(fields => fields[4] == "/tmp");
+        Assert.Contains("size=1024k", tmp[^1].Split(','));
 
         // The files it wrote are its uid's, not root's.
         var hostStorage = Path.Combine(_daemon.StateDir, "storage", id);

@@ -48,7 +48,17 @@ internal sealed class PluginSupervisor(
     /// </summary>
     public async Task StopLoadingAsync(ManagedPlugin plugin, WorkerHandle worker, SandboxException cause)
     {
-        if (!worker.TryBeginStopping(cause)) return;
+        if (!worker.TryBeginStoppingWhileLoading(cause))
+        {
+            // The load finished since the sample: the plugin is READY on this worker, and is ended as any serving one.
+            if (worker.State == WorkerState.Serving && plugin.Current == worker)
+            {
+                await TerminateAsync(plugin, worker, new SandboxException(ErrorReason.MemoryLimitExceeded, cause.Message, cause.Metadata), crashed: false);
+            }
+
+            return;
+        }
+
         logger.LogWarning("stopping the load of {PluginId}: {Reason}: {Message}", plugin.Id, cause.Reason.WireName(), cause.Message);
         audit.Record(AuditEvents.ResourceExhaustion, plugin.Id, json => AuditTrail.WriteCause(json, cause, worker.Pid));
         await stopper.StopAsync(worker, graceful: false);

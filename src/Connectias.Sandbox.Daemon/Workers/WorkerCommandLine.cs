@@ -16,6 +16,7 @@ namespace Connectias.Sandbox.Daemon.Workers;
 internal sealed class WorkerCommandLine
 {
     private const string Setpriv = "/usr/bin/setpriv";
+    private const string TmpBytes = "1048576";
     private readonly string _workerDll;
     private readonly string _dotnet;
     private readonly string? _workerExecutable;
@@ -107,13 +108,15 @@ internal sealed class WorkerCommandLine
         // Not root: bubblewrap's own user namespace, in which it holds capabilities it must not pass on.
         if (!_root) sandbox.AddRange(["--unshare-user", "--cap-drop", "ALL"]);
         sandbox.AddRange(SystemLibraries());
-        sandbox.AddRange(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        // /tmp holds at most 1 MiB (RAM a worker could fill that no memory cap counts); /dev is remounted read-only
+        // below, so /dev/shm is no such store either (writing a device node is not writing its file system).
+        sandbox.AddRange(["--proc", "/proc", "--dev", "/dev", "--size", TmpBytes, "--tmpfs", "/tmp"]);
         // Binaries after /tmp: a checkout under /tmp must show through the private one.
         if (_root) sandbox.AddRange(Mount("--ro-bind", Setpriv));
         if (NeedsDotnet) sandbox.AddRange([.. Mount("--ro-bind", AppContext.BaseDirectory), .. Mount("--ro-bind", DotnetRoot)]);
         sandbox.AddRange([.. Mount("--ro-bind", WorkerDirectory), .. Mount("--bind", runDirectory)]);
         if (storageDirectory is not null) sandbox.AddRange(Mount("--bind", storageDirectory));
-        sandbox.AddRange(["--remount-ro", "/", "--clearenv"]); // the root bubblewrap built, with the mount points in it
+        sandbox.AddRange(["--remount-ro", "/dev", "--remount-ro", "/", "--clearenv"]); // the root bubblewrap built, with the mount points in it
         foreach (var (key, value) in WorkerEnvironment()) sandbox.AddRange(["--setenv", key, value]);
         sandbox.Add("--");
         sandbox.AddRange(ConfinedCommand(socket, DropPrivileges(switchUser: true)));
@@ -159,6 +162,10 @@ internal sealed class WorkerCommandLine
         yield return ("DOTNET_NOLOGO", "1");
         yield return ("DOTNET_SKIP_FIRST_TIME_EXPERIENCE", "1");
         yield return ("DOTNET_gcServer", "0");
+        // The JIT worker: no diagnostics IPC server (a socket and a thread) and no W^X double mapping, which needs
+        // memfd_create, a store of RAM outside every memory cap that the system-call filter therefore refuses.
+        yield return ("DOTNET_EnableDiagnostics", "0");
+        yield return ("DOTNET_EnableWriteXorExecute", "0");
         if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } root) yield return ("DOTNET_ROOT", root);
     }
 

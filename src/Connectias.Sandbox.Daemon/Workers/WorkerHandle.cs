@@ -134,6 +134,18 @@ internal sealed class WorkerHandle : IDisposable
         }
     }
 
+    /// <summary>Loading → Stopping only: false once the worker serves (its plugin is READY and is ended as such) or stops.</summary>
+    public bool TryBeginStoppingWhileLoading(SandboxException cause)
+    {
+        lock (_sync)
+        {
+            if (State != WorkerState.Loading) return false;
+            State = WorkerState.Stopping;
+            EndedBy = cause;
+            return true;
+        }
+    }
+
     public void MarkStopped()
     {
         lock (_sync) State = WorkerState.Stopped;

@@ -56,7 +56,9 @@ internal sealed class WorkerLauncher : IDisposable
           + (Identity is { } identity ? $"{identity}, no capabilities" : Environment.IsPrivilegedProcess ? "no capabilities" : "new user namespace, no capabilities")
         : "plain child process (own process group, parent-death signal, cleared environment; "
           + (Environment.IsPrivilegedProcess ? "root without capabilities: install bubblewrap for namespaces and an unprivileged uid" : "install bubblewrap for namespaces"))
-        + (_options.WorkerSyscallFilter ? "; seccomp allow-list)" : "; NO system-call filter: Sandbox:WorkerSyscallFilter=false)");
+        + (!_options.WorkerSyscallFilter ? "; NO system-call filter: Sandbox:WorkerSyscallFilter=false)"
+            : System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.X64 ? "; seccomp allow-list)"
+            : "; no system-call filter: it is built for x86-64 only)");
 
     /// <summary>
     /// Starts a worker in <paramref name="runDirectory"/> and waits for its handshake. A worker that exits or

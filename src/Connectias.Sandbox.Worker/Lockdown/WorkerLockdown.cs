@@ -13,6 +13,8 @@ internal static class WorkerLockdown
 
     public static void Apply(WorkerLog log, bool syscallFilter)
     {
+        // No core files: a worker the filter kills with SIGSYS would otherwise dump its plugin's memory to disk.
+        ProcessLimits.DisableCoreDumps();
         if (!syscallFilter)
         {
             log.Worker("warning", "the system-call filter is off (Sandbox:WorkerSyscallFilter=off): plugin code that escapes WebAssembly may make any system call");
