@@ -25,12 +25,10 @@ public sealed class PluginInstance : IDisposable
     private readonly Store _store;
     private readonly PluginLogWriter _log;
     private readonly PluginStorage? _storage;
-    private readonly List<(int Pointer, int Size)> _hostBuffers = [];
+    private readonly PluginFaults _faults;
+    private readonly GuestMemory _guest;
 
-    private Memory? _memory;
-    private Func<int, int>? _alloc;
     private Func<int, int, int, int, int>? _execute;
-    private Action<int, int>? _free;
     private Func<int>? _cleanup;
 
     private long _deadline;
@@ -48,6 +46,8 @@ public sealed class PluginInstance : IDisposable
         _setup = setup;
         _module = module;
         _log = new PluginLogWriter(setup.Log, setup.Budgets);
+        _faults = new PluginFaults(setup.PluginId, setup.Limits);
+        _guest = new GuestMemory(setup.PluginId, CheckMemory);
         if (setup.Permissions.Contains(Permission.Storage))
         {
             if (setup.StorageDirectory is null) throw new ArgumentException("storage is granted but no storage directory was given", nameof(setup));
@@ -80,7 +80,7 @@ public sealed class PluginInstance : IDisposable
 
     public string PluginId => _setup.PluginId;
     public ResourceLimits Limits => _setup.Limits;
-    public long MemoryBytes => _memory?.GetLength() ?? 0;
+    public long MemoryBytes => _guest.Length;
     public long PeakMemoryBytes { get; private set; }
     public long FuelConsumedTotal { get; private set; }
     public long Calls { get; private set; }
@@ -131,18 +131,18 @@ public sealed class PluginInstance : IDisposable
         try
         {
             var instance = _linker.Instantiate(_store, _module);
-            _memory = instance.GetMemory(AbiContract.MemoryExport)!;
+            _guest.Memory = instance.GetMemory(AbiContract.MemoryExport)!;
             CheckMemory();
-            _alloc = instance.GetFunction<int, int>("connectias_alloc")!;
+            _guest.Alloc = instance.GetFunction<int, int>("connectias_alloc")!;
             _execute = instance.GetFunction<int, int, int, int, int>("plugin_execute")!;
-            _free = instance.GetAction<int, int>("connectias_free");
+            _guest.Free = instance.GetAction<int, int>("connectias_free");
             _cleanup = instance.GetFunction<int>("plugin_cleanup");
             instance.GetAction("_initialize")?.Invoke();
             var init = instance.GetFunction<int, int, int>("plugin_init");
             if (init is not null)
             {
                 var context = _setup.ContextJson ?? PluginContextJson.Build(PluginId, _setup.Version, _setup.Permissions, Limits);
-                var code = init(CopyIn(context), context.Length);
+                var code = init(_guest.CopyIn(context), context.Length);
                 CheckMemory();
                 if (code != 0)
                 {
@@ -184,11 +184,11 @@ public sealed class PluginInstance : IDisposable
         try
         {
             var commandBytes = Encoding.UTF8.GetBytes(command);
-            var commandPointer = CopyIn(commandBytes);
-            var argsPointer = CopyIn(args);
+            var commandPointer = _guest.CopyIn(commandBytes);
+            var argsPointer = _guest.CopyIn(args);
             var code = _execute!(commandPointer, commandBytes.Length, argsPointer, args.Length);
             CheckMemory();
-            FreeHostBuffers();
+            _guest.FreeHostBuffers();
             var fuel = FuelUsed();
             if (code != 0 && NetworkTimedOut)
             {
@@ -253,7 +253,7 @@ public sealed class PluginInstance : IDisposable
         _module.Dispose();
     }
 
-    // ---- budget, deadline and fault classification -------------------------------------------------
+    // ---- budget, deadline and the checks that end a call (their errors are PluginFaults') --------------
 
     private void BeginBudget(TimeSpan? callerDeadline)
     {
@@ -274,7 +274,7 @@ public sealed class PluginInstance : IDisposable
     {
         CappedMemory.Running(null);
         _engine.EndRunning();
-        _hostBuffers.Clear();
+        _guest.ForgetHostBuffers();
         _log.EndCall();
         PeakMemoryBytes = Math.Max(PeakMemoryBytes, MemoryBytes);
     }
@@ -309,20 +309,9 @@ public sealed class PluginInstance : IDisposable
     /// <summary>The <c>MEMORY_LIMIT_EXCEEDED</c> fault once a growth was refused (or the memory is past the limit), else null.</summary>
     private SandboxException? MemoryFault()
     {
-        var length = _memory?.GetLength() ?? 0;
-        if (length <= Limits.MemoryBytes && _refusedGrowth == 0) return null;
-        if (_refusedGrowth > 0)
-        {
-            var why = _refusedByProcessCap
-                ? $"the worker's memory cap (RLIMIT_DATA: memory_bytes plus the daemon's allowance) had no room left to grow its memory to {_refusedGrowth} bytes"
-                : $"tried to grow its memory to {_refusedGrowth} bytes; the limit is {Limits.MemoryBytes} bytes";
-            return new SandboxException(ErrorReason.MemoryLimitExceeded, $"plugin {PluginId}: {why}",
-                ErrorMetadata.For(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", _refusedGrowth.ToString(CultureInfo.InvariantCulture))));
-        }
-
-        return new SandboxException(ErrorReason.MemoryLimitExceeded,
-            $"plugin {PluginId} grew its memory to {length} bytes; the limit is {Limits.MemoryBytes} bytes",
-            ErrorMetadata.For(PluginId, ("limit", Limits.MemoryBytes.ToString(CultureInfo.InvariantCulture)), ("used", length.ToString(CultureInfo.InvariantCulture))));
+        if (_refusedGrowth > 0) return _faults.GrowthRefused(_refusedGrowth, _refusedByProcessCap);
+        var length = _guest.Length;
+        return length > Limits.MemoryBytes ? _faults.MemoryGrown(length) : null;
     }
 
     internal void CheckDeadline()
@@ -332,9 +321,7 @@ public sealed class PluginInstance : IDisposable
 
     internal TimeSpan Remaining => Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _deadline);
 
-    private SandboxException TimeoutFault() => new(ErrorReason.Timeout,
-        $"plugin {PluginId} ran past its deadline of {_deadlineMs} ms",
-        ErrorMetadata.For(PluginId, ("limit", _deadlineMs.ToString(CultureInfo.InvariantCulture))));
+    private SandboxException TimeoutFault() => _faults.Timeout(_deadlineMs);
 
     private void ThrowIfTerminated()
     {
@@ -348,136 +335,29 @@ public sealed class PluginInstance : IDisposable
     /// <summary>Maps whatever ended a call to its SPEC reason, and records it when it terminates the plugin.</summary>
     private SandboxException Classify(Exception exception)
     {
-        var fault = FindSandboxException(exception) ?? MemoryFault() ?? Translate(exception);
+        var fault = PluginFaults.FindSandboxException(exception) ?? MemoryFault() ?? _faults.Translate(exception, _deadlineMs);
         if (fault.Reason.TerminatesPlugin()) _terminatedBy ??= fault;
         return fault;
     }
 
-    private static SandboxException? FindSandboxException(Exception? exception)
-    {
-        for (; exception is not null; exception = exception.InnerException)
-            if (exception is SandboxException sandbox) return sandbox;
-        return null;
-    }
-
-    private SandboxException Translate(Exception exception) => exception switch
-    {
-        TrapException { Type: TrapCode.OutOfFuel } => new SandboxException(ErrorReason.FuelExhausted,
-            $"plugin {PluginId} used up its fuel budget of {Limits.FuelPerCall}",
-            ErrorMetadata.For(PluginId, ("limit", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)), ("used", Limits.FuelPerCall.ToString(CultureInfo.InvariantCulture)))),
-        TrapException { Type: TrapCode.Interrupt } => TimeoutFault(),
-        OutOfMemoryException => new SandboxException(ErrorReason.MemoryLimitExceeded,
-            $"plugin {PluginId}: the worker ran out of memory under its cap (RLIMIT_DATA: memory_bytes plus the daemon's allowance)", ErrorMetadata.For(PluginId)),
-        TrapException trap => new SandboxException(ErrorReason.PluginTrapped,
-            $"plugin {PluginId} trapped: {TrapName(trap.Type)}", ErrorMetadata.For(PluginId, ("trap", TrapName(trap.Type)))),
-        WasmtimeException { ExitCode: { } code } => new SandboxException(ErrorReason.PluginCrashed,
-            $"plugin {PluginId} called proc_exit({code})", ErrorMetadata.For(PluginId, ("exit_code", code.ToString(CultureInfo.InvariantCulture)))),
-        WasmtimeException wasm => new SandboxException(ErrorReason.PluginTrapped,
-            $"plugin {PluginId} failed: {Cause(wasm.InnerException?.Message ?? wasm.Message)}", ErrorMetadata.For(PluginId, ("trap", "host"))),
-        _ => new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} failed in the host: {exception.Message}", ErrorMetadata.For(PluginId), exception),
-    };
-
-    private static string TrapName(TrapCode code) => code switch
-    {
-        TrapCode.StackOverflow => "stack overflow",
-        TrapCode.MemoryOutOfBounds => "out-of-bounds memory access",
-        TrapCode.HeapMisaligned => "misaligned memory access",
-        TrapCode.TableOutOfBounds => "out-of-bounds table access",
-        TrapCode.IndirectCallToNull => "indirect call to null",
-        TrapCode.BadSignature => "indirect call signature mismatch",
-        TrapCode.IntegerOverflow => "integer overflow",
-        TrapCode.IntegerDivisionByZero => "integer division by zero",
-        TrapCode.BadConversionToInteger => "invalid conversion to integer",
-        TrapCode.Unreachable => "unreachable",
-        _ => code.ToString(),
-    };
-
-    // ---- guest memory ------------------------------------------------------------------------------
+    // ---- guest memory (GuestMemory's; every host call is a checkpoint for the memory limit and the deadline) ----
 
     /// <summary>Bounds-checks a (pointer, length) pair from the plugin; outside its memory is a trap.</summary>
     internal Span<byte> Guest(Caller caller, int pointer, int length, string function)
     {
-        CheckMemory(); // every host call is a checkpoint for growth past the limit
-        CheckDeadline(); // and for the deadline: a loop of host calls spends its time here, not in WebAssembly
-        var memory = _memory ?? caller.GetMemory(AbiContract.MemoryExport)
-            ?? throw new SandboxException(ErrorReason.PluginTrapped, $"plugin {PluginId} called connectias.{function} without a memory", ErrorMetadata.For(PluginId));
-        var end = (ulong)(uint)pointer + (uint)length;
-        if (length < 0 || end > (ulong)memory.GetLength())
-        {
-            throw new SandboxException(ErrorReason.PluginTrapped,
-                $"plugin {PluginId} passed connectias.{function} the buffer [{(uint)pointer}, {end}) outside its {memory.GetLength()}-byte memory",
-                ErrorMetadata.For(PluginId, ("trap", "out-of-bounds host buffer")));
-        }
-
-        return memory.GetSpan((uint)pointer, length);
-    }
-
-    /// <summary>Copies host bytes into a buffer from <c>connectias_alloc</c>; 0 for empty input.</summary>
-    private int CopyIn(ReadOnlySpan<byte> bytes)
-    {
-        if (bytes.IsEmpty) return 0;
-        var pointer = AllocateInGuest(bytes.Length);
-        if (pointer == 0)
-        {
-            CheckMemory();
-            throw new SandboxException(ErrorReason.PluginTrapped,
-                $"plugin {PluginId}: connectias_alloc({bytes.Length}) returned {pointer}", ErrorMetadata.For(PluginId, ("trap", "allocation failed")));
-        }
-
-        WriteToGuest(pointer, bytes);
-        return pointer;
-    }
-
-    /// <summary>
-    /// Allocates in the plugin and checks the result lies inside its memory; returns 0 when the plugin
-    /// could not allocate. The buffer is freed (if the plugin exports connectias_free) when the call ends.
-    /// </summary>
-    internal int AllocateInGuest(int size)
-    {
-        if (_alloc is null) return 0; // only during instantiation, before the exports are bound
-        var pointer = _alloc(size);
         CheckMemory();
-        if (pointer == 0) return 0;
-        var end = (ulong)(uint)pointer + (uint)size;
-        if (end > (ulong)_memory!.GetLength())
-        {
-            throw new SandboxException(ErrorReason.PluginTrapped,
-                $"plugin {PluginId}: connectias_alloc({size}) returned {(uint)pointer}, outside its memory", ErrorMetadata.For(PluginId, ("trap", "bad allocation")));
-        }
-
-        _hostBuffers.Add((pointer, size));
-        return pointer;
+        CheckDeadline(); // a loop of host calls spends its time here, not in WebAssembly
+        return _guest.Span(caller, pointer, length, function);
     }
+
+    /// <summary>A buffer of the plugin's own allocator, freed when the call ends; 0 when it could not allocate.</summary>
+    internal int AllocateInGuest(int size) => _guest.Allocate(size);
 
     /// <summary>Fills a buffer <see cref="AllocateInGuest"/> returned (and so already bounds-checked).</summary>
-    internal void WriteToGuest(int pointer, ReadOnlySpan<byte> bytes) => bytes.CopyTo(_memory!.GetSpan((uint)pointer, bytes.Length));
-
-    private void FreeHostBuffers()
-    {
-        if (_free is null) return;
-        // Newest first, so a plugin with a simple stack-like allocator gets all of it back.
-        for (var i = _hostBuffers.Count - 1; i >= 0; i--) _free(_hostBuffers[i].Pointer, _hostBuffers[i].Size);
-        _hostBuffers.Clear();
-    }
+    internal void WriteToGuest(int pointer, ReadOnlySpan<byte> bytes) => _guest.Write(pointer, bytes);
 
     internal void SetOutput(byte[] output) => _output = output;
 
     internal void SetErrorMessage(ReadOnlySpan<byte> message) =>
         _errorMessage = Encoding.UTF8.GetString(message[..Math.Min(message.Length, MaxErrorMessageBytes)]);
-
-    internal static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
-
-    /// <summary>
-    /// What went wrong, from a Wasmtime error: its "Caused by:" part when there is one (the first line is then only
-    /// "error while executing at wasm backtrace:"), on one line; otherwise the first line.
-    /// </summary>
-    internal static string Cause(string text)
-    {
-        const string CausedBy = "Caused by:";
-        var at = text.IndexOf(CausedBy, StringComparison.Ordinal);
-        if (at < 0) return FirstLine(text);
-        var lines = text[(at + CausedBy.Length)..].Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        // A chain of causes comes numbered ("0: outer", "1: inner"); the numbers go, the causes stay in order.
-        return string.Join("; ", lines.Select(line => System.Text.RegularExpressions.Regex.Replace(line, @"^\d+:\s*", "")));
-    }
 }

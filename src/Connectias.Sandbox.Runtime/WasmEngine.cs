@@ -96,11 +96,11 @@ public sealed class WasmEngine : IDisposable
             // A module that validates but does not compile ran out of something: memory under the worker's cap, say.
             if (Module.Validate(Engine, module) is null)
             {
-                throw new SandboxException(ErrorReason.ResourceExhausted, $"the module validates but could not be compiled within the worker's limits: {PluginInstance.FirstLine(e.Message)}",
+                throw new SandboxException(ErrorReason.ResourceExhausted, $"the module validates but could not be compiled within the worker's limits: {PluginFaults.FirstLine(e.Message)}",
                     ErrorMetadata.For(pluginId));
             }
 
-            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {PluginInstance.FirstLine(e.Message)}", ErrorMetadata.For(pluginId));
+            throw new SandboxException(ErrorReason.CorruptedData, $"module does not validate: {PluginFaults.FirstLine(e.Message)}", ErrorMetadata.For(pluginId));
         }
     }
 

@@ -288,5 +288,5 @@ public class WasmtimeErrorTextTests
     [InlineData("error while executing at wasm backtrace:\n    0:   0x1f3 - f\nCaused by:\n    0: outer trouble\n    1: 404 inner trouble", "outer trouble; 404 inner trouble")]
     [InlineData("plain message\nsecond line", "plain message")]
     public void The_cause_of_a_Wasmtime_error_is_kept_not_its_backtrace_header(string text, string expected) =>
-        Assert.Equal(expected, PluginInstance.Cause(text));
+        Assert.Equal(expected, PluginFaults.Cause(text));
 }
