@@ -55,7 +55,9 @@ public sealed class TracingTests(TracedDaemon traced) : IClassFixture<TracedDaem
         var (traceId, callerSpanId) = NewCallerContext();
         await ExecuteAsync("com.test.traced", "greet", "Ada"u8.ToArray(), traceId, callerSpanId);
 
-        var spans = await Receiver.SpansOf(traceId, s => s.Any(span => span.Name == "worker"));
+        // The spans end (and are exported, in batches 0.1 s apart) worker and queue first, then Execute, then the server's.
+        var spans = await Receiver.SpansOf(traceId, s => s.Any(span => span.Name == "worker") && s.Any(span => span.Name == "Execute")
+                                                          && s.Any(span => span.ParentSpanId == callerSpanId));
         var execute = Assert.Single(spans, span => span.Name == "Execute");
         Assert.Equal("com.test.traced", execute.Attributes["plugin_id"]);
         Assert.Equal("greet", execute.Attributes["command"]);
