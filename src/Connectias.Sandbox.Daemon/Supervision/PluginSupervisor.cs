@@ -85,7 +85,6 @@ internal sealed class PluginSupervisor(
 
     private async Task LoadIntoAsync(ManagedPlugin plugin, WorkerHandle worker, string? storageDirectory, Transition ready, CancellationToken cancellation)
     {
-
         output.Follow(plugin.Id, worker, () => TerminateAsync(plugin, worker, new SandboxException(ErrorReason.SecurityViolation,
             $"the worker of plugin {plugin.Id} broke the worker protocol (unexpected output on stdout)", ErrorMetadata.For(plugin.Id)), crashed: false));
         // A worker that breaks the protocol on its connection is not trusted with another call; one that merely goes away is seen by its exit.
@@ -93,8 +92,7 @@ internal sealed class PluginSupervisor(
         {
             if (closed.Result.ProtocolViolation)
             {
-                tasks.Run($"protocol violation of {plugin.Id}'s worker", () => TerminateAsync(plugin, worker, new SandboxException(ErrorReason.SecurityViolation,
-                    $"the worker of plugin {plugin.Id} broke the worker protocol: {closed.Result.Message}", ErrorMetadata.For(plugin.Id)), crashed: false));
+                tasks.Run($"protocol violation of {plugin.Id}'s worker", () => TerminateAsync(plugin, worker, WorkerExit.ProtocolBroken(plugin.Id, closed.Result), crashed: false));
             }
         }, TaskScheduler.Default);
         try
@@ -118,8 +116,7 @@ internal sealed class PluginSupervisor(
             // _initialize and plugin_init): a security violation, audited as one, whoever notices first.
             var violation = e switch
             {
-                WorkerConnectionException { ProtocolViolation: true } broken => new SandboxException(ErrorReason.SecurityViolation,
-                    $"the worker of plugin {plugin.Id} broke the worker protocol: {broken.Message}", ErrorMetadata.For(plugin.Id)),
+                WorkerConnectionException { ProtocolViolation: true } broken => WorkerExit.ProtocolBroken(plugin.Id, broken),
                 WorkerConnectionException => WorkerExit.Violation(plugin.Id, await WorkerExit.StatusAsync(worker.Process)),
                 _ => null,
             };
@@ -248,7 +245,11 @@ internal sealed class PluginSupervisor(
     {
         if (worker.State is WorkerState.Stopping or WorkerState.Stopped) return;
         var status = await WorkerExit.StatusAsync(worker.Process);
-        if (WorkerExit.Violation(plugin.Id, status) is { } violation) await TerminateAsync(plugin, worker, violation, crashed: false);
+        // A worker that broke the protocol exits when the daemon closes its connection: its exit may be seen before the
+        // violation is acted on, and the violation is still why it ended.
+        var violation = WorkerExit.Violation(plugin.Id, status)
+            ?? (worker.Connection.Closed is { IsCompletedSuccessfully: true, Result: { ProtocolViolation: true } broken } ? WorkerExit.ProtocolBroken(plugin.Id, broken) : null);
+        if (violation is not null) await TerminateAsync(plugin, worker, violation, crashed: false);
         else await TerminateAsync(plugin, worker, WorkerExit.Crash(plugin.Id, status), crashed: true);
     }
 

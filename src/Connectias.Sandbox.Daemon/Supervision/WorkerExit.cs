@@ -4,7 +4,7 @@ using Connectias.Sandbox.WorkerProtocol;
 
 namespace Connectias.Sandbox.Daemon.Supervision;
 
-/// <summary>What a worker's exit status says about why it ended, in SPEC terms.</summary>
+/// <summary>Why a worker ended, in SPEC terms: what its exit status says, and a broken protocol.</summary>
 internal static class WorkerExit
 {
     /// <summary>How long a worker whose connection closed is given to be reaped before its status is read.</summary>
@@ -35,6 +35,10 @@ internal static class WorkerExit
             $"the worker of plugin {pluginId} made a system call outside its allow-list and was killed (SIGSYS, exit status {status})",
             ErrorMetadata.For(pluginId, ("exit_status", status.Value.ToString(CultureInfo.InvariantCulture))))
         : null;
+
+    /// <summary>SECURITY_VIOLATION for a worker that broke the worker protocol on its connection.</summary>
+    public static SandboxException ProtocolBroken(string pluginId, WorkerConnectionException broken) => new(ErrorReason.SecurityViolation,
+        $"the worker of plugin {pluginId} broke the worker protocol: {broken.Message}", ErrorMetadata.For(pluginId));
 
     public static SandboxException Crash(string pluginId, int? status) => new(ErrorReason.PluginCrashed,
         $"the worker of plugin {pluginId} exited unexpectedly (exit status {status?.ToString(CultureInfo.InvariantCulture) ?? "unknown"})",
