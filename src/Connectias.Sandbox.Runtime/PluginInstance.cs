@@ -345,9 +345,15 @@ public sealed class PluginInstance : IDisposable
     /// <summary>Bounds-checks a (pointer, length) pair from the plugin; outside its memory is a trap.</summary>
     internal Span<byte> Guest(Caller caller, int pointer, int length, string function)
     {
-        CheckMemory();
-        CheckDeadline(); // a loop of host calls spends its time here, not in WebAssembly
+        HostCallCheckpoint();
         return _guest.Span(caller, pointer, length, function);
+    }
+
+    /// <summary>Where a host call starts: the memory limit and the deadline (a loop of host calls spends its time here, not in WebAssembly).</summary>
+    internal void HostCallCheckpoint()
+    {
+        CheckMemory();
+        CheckDeadline();
     }
 
     /// <summary>A buffer of the plugin's own allocator, freed when the call ends; 0 when it could not allocate.</summary>

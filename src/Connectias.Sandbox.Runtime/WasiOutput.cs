@@ -27,8 +27,7 @@ internal static class WasiOutput
 
     private static int Write(PluginInstance plugin, Caller caller, int fd, int iovecs, int iovecCount, int writtenPointer)
     {
-        plugin.CheckMemory();
-        plugin.CheckDeadline();
+        plugin.HostCallCheckpoint();
         var source = fd switch
         {
             1 => PluginLogSource.Stdout,

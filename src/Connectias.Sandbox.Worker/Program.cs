@@ -28,7 +28,7 @@ for (var i = 0; i < args.Length; i++)
         case WorkerHandshake.WatchStdinFlag:
             watchStdin = true;
             break;
-        case WorkerLockdown.NoSyscallFilterFlag:
+        case WorkerHandshake.NoSyscallFilterFlag:
             syscallFilter = false;
             break;
         case "--help" or "-h":

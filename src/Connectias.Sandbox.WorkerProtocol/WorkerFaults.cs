@@ -12,6 +12,10 @@ public static class WorkerFaults
     /// </summary>
     public const int KilledBySyscallFilter = 128 + 31;
 
+    /// <summary>Whether the worker's seccomp filter exists for this machine: it is written for x86-64 Linux only.</summary>
+    public static bool SyscallFilterAvailable =>
+        OperatingSystem.IsLinux() && System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.X64;
+
     public static Worker.V1.Fault ToFault(SandboxException error)
     {
         var fault = new Worker.V1.Fault { Reason = error.Reason.WireName(), Message = error.Message, Fatal = error.Reason.TerminatesPlugin() };

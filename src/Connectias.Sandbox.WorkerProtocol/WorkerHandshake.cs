@@ -23,6 +23,9 @@ public sealed record WorkerHandshake(int Version, string Engine, string Network,
     /// </summary>
     public const string WatchStdinFlag = "--watch-stdin";
 
+    /// <summary>Tells the worker to run without its seccomp filter (Sandbox:WorkerSyscallFilter=false).</summary>
+    public const string NoSyscallFilterFlag = "--no-syscall-filter";
+
     /// <summary>Diagnostics only: skip the parent-death signal so the watchdog alone is exercised.</summary>
     public const string NoDeathSignalVariable = "CONNECTIAS_WORKER_NO_PDEATHSIG";
 

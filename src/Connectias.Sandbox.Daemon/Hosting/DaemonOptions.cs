@@ -167,6 +167,12 @@ public sealed class DaemonOptions
     public long WorkerRssAllowanceBytes { get; set; } = 384L * 1024 * 1024;
 
     /// <summary>
+    /// A worker's memory cap for a plugin of <paramref name="memoryBytes"/>: what the resource monitor holds its RSS to,
+    /// and what the worker makes its RLIMIT_DATA before compiling the module.
+    /// </summary>
+    public long WorkerMemoryCapBytes(long memoryBytes) => memoryBytes + WorkerRssAllowanceBytes;
+
+    /// <summary>
     /// Log lines a plugin may write in one call: its <c>log</c> calls and its stdout and stderr lines, empty ones too;
     /// the rest of the call's lines are dropped, and one line says how many. Enforced in the worker, where the lines are
     /// made. This and the next four default to <see cref="PluginBudgets.Defaults"/>, which the worker shares.

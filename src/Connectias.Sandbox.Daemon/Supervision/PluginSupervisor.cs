@@ -132,9 +132,10 @@ internal sealed class PluginSupervisor(
             if (e is SandboxException) throw;
             if (ranOutOfMemory)
             {
+                var cap = options.WorkerMemoryCapBytes(plugin.Limits.MemoryBytes);
                 throw new SandboxException(ErrorReason.ResourceExhausted,
-                    $"loading {plugin.Id} needed more memory than its worker's cap of {plugin.Limits.MemoryBytes + options.WorkerRssAllowanceBytes} bytes (memory_bytes plus Sandbox:WorkerRssAllowanceBytes); its worker died",
-                    ErrorMetadata.For(plugin.Id, ("limit", (plugin.Limits.MemoryBytes + options.WorkerRssAllowanceBytes).ToString(System.Globalization.CultureInfo.InvariantCulture))), e);
+                    $"loading {plugin.Id} needed more memory than its worker's cap of {cap} bytes (memory_bytes plus Sandbox:WorkerRssAllowanceBytes); its worker died",
+                    ErrorMetadata.For(plugin.Id, ("limit", cap.ToString(System.Globalization.CultureInfo.InvariantCulture))), e);
             }
             if (e is TimeoutException)
             {

@@ -48,7 +48,7 @@ internal sealed class ResourceMonitor(DaemonOptions options, PluginRegistry regi
 
     private SandboxException? OverCap(ManagedPlugin plugin, long rss, ErrorReason reason, string verb)
     {
-        var cap = plugin.Limits.MemoryBytes + options.WorkerRssAllowanceBytes;
+        var cap = options.WorkerMemoryCapBytes(plugin.Limits.MemoryBytes);
         if (rss <= cap) return null;
         return new SandboxException(reason, $"the worker of plugin {plugin.Id} {verb} {rss} bytes of resident memory; its cap is {cap}",
             ErrorMetadata.For(plugin.Id, ("limit", cap.ToString(CultureInfo.InvariantCulture)), ("used", rss.ToString(CultureInfo.InvariantCulture))));

@@ -21,7 +21,7 @@ internal sealed class WorkerLoader(DaemonOptions options, CompiledModuleCache ca
         var timeout = TimeSpan.FromMilliseconds(plugin.Limits.TimeoutMs) + options.CallGrace + options.WorkerLoadGrace;
         var load = Request(plugin, storageDirectory, networkBroker);
         // The same cap the resource monitor holds the worker's RSS to, made the kernel's from before the compile on.
-        load.MemoryCapBytes = (ulong)(plugin.Limits.MemoryBytes + options.WorkerRssAllowanceBytes);
+        load.MemoryCapBytes = (ulong)options.WorkerMemoryCapBytes(plugin.Limits.MemoryBytes);
 
         var key = ModuleKey.For(worker.Engine, module.Span);
         if (cache.TryGet(key) is { } compiled)

@@ -66,7 +66,7 @@ internal sealed class WorkerCommandLine
         yield return "--socket";
         yield return socket;
         yield return WorkerHandshake.WatchStdinFlag;
-        if (!_syscallFilter) yield return "--no-syscall-filter";
+        if (!_syscallFilter) yield return WorkerHandshake.NoSyscallFilterFlag;
     }
 
     /// <summary>
@@ -107,7 +107,7 @@ internal sealed class WorkerCommandLine
         ];
         // Not root: bubblewrap's own user namespace, in which it holds capabilities it must not pass on.
         if (!_root) sandbox.AddRange(["--unshare-user", "--cap-drop", "ALL"]);
-        sandbox.AddRange(SystemLibraries());
+        sandbox.AddRange(SystemLibraryMounts);
         // /tmp holds at most 1 MiB (RAM a worker could fill that no memory cap counts); /dev is remounted read-only
         // below, so /dev/shm is no such store either (writing a device node is not writing its file system).
         sandbox.AddRange(["--proc", "/proc", "--dev", "/dev", "--size", TmpBytes, "--tmpfs", "/tmp"]);
@@ -128,8 +128,11 @@ internal sealed class WorkerCommandLine
 
     /// <summary>
     /// The shared libraries the worker and setpriv load (the C library, libssl for hashing, the loader's cache), as the
-    /// host lays them out: /lib and /lib64 are links into /usr on merged-/usr systems and directories elsewhere.
+    /// host lays them out: /lib and /lib64 are links into /usr on merged-/usr systems and directories elsewhere. Read
+    /// once: the layout does not change while the daemon runs.
     /// </summary>
+    private static readonly string[] SystemLibraryMounts = [.. SystemLibraries()];
+
     private static IEnumerable<string> SystemLibraries()
     {
         foreach (var path in new[] { "/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32" })

@@ -57,7 +57,7 @@ internal sealed class WorkerLauncher : IDisposable
         : "plain child process (own process group, parent-death signal, cleared environment; "
           + (Environment.IsPrivilegedProcess ? "root without capabilities: install bubblewrap for namespaces and an unprivileged uid" : "install bubblewrap for namespaces"))
         + (!_options.WorkerSyscallFilter ? "; NO system-call filter: Sandbox:WorkerSyscallFilter=false)"
-            : System.Runtime.InteropServices.RuntimeInformation.OSArchitecture == System.Runtime.InteropServices.Architecture.X64 ? "; seccomp allow-list)"
+            : WorkerFaults.SyscallFilterAvailable ? "; seccomp allow-list)"
             : "; no system-call filter: it is built for x86-64 only)");
 
     /// <summary>

@@ -86,8 +86,6 @@ internal static unsafe partial class SyscallFilter
         public SockFilter* Filter;
     }
 
-    public static bool Supported => RuntimeInformation.OSArchitecture == Architecture.X64 && OperatingSystem.IsLinux();
-
     /// <summary>
     /// Sets no_new_privs and installs the filter on every thread of the process (SECCOMP_FILTER_FLAG_TSYNC). Throws
     /// when the kernel refuses: a worker that cannot be confined must not serve.

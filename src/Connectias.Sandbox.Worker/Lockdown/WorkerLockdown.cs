@@ -1,3 +1,5 @@
+using Connectias.Sandbox.WorkerProtocol;
+
 namespace Connectias.Sandbox.Worker.Lockdown;
 
 /// <summary>
@@ -8,9 +10,6 @@ namespace Connectias.Sandbox.Worker.Lockdown;
 /// </summary>
 internal static class WorkerLockdown
 {
-    /// <summary>Worker flag: run without the filter (Sandbox:WorkerSyscallFilter = off).</summary>
-    public const string NoSyscallFilterFlag = "--no-syscall-filter";
-
     public static void Apply(WorkerLog log, bool syscallFilter)
     {
         // No core files: a worker the filter kills with SIGSYS would otherwise dump its plugin's memory to disk.
@@ -21,7 +20,7 @@ internal static class WorkerLockdown
             return;
         }
 
-        if (!SyscallFilter.Supported)
+        if (!WorkerFaults.SyscallFilterAvailable)
         {
             log.Worker("warning", "no system-call filter on this architecture (x86-64 only)");
             return;
