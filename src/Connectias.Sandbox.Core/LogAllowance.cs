@@ -1,12 +1,12 @@
-namespace Connectias.Sandbox.Runtime;
+namespace Connectias.Sandbox;
 
 /// <summary>
-/// One of a plugin's log budgets (a call's, or a minute's): the lines and bytes it let through, and the lines and
-/// bytes dropped over it. Once one line is dropped the budget is spent and drops everything after it, even lines
+/// One log budget (a plugin's per call or per minute, in the worker; a worker's per minute, in the daemon): the lines
+/// and bytes it let through, and the lines and bytes dropped over it. Once one line is dropped the budget is spent and drops everything after it, even lines
 /// that would still fit: the log keeps a prefix of what the plugin wrote, and a flood past the budget can be counted
 /// in bulk instead of line by line.
 /// </summary>
-internal sealed class LogAllowance(int maxLines, long maxBytes)
+public sealed class LogAllowance(int maxLines, long maxBytes)
 {
     private bool _dropping;
 

@@ -13,15 +13,12 @@ internal sealed class WorkerLogRateLimit(int linesPerMinute, long charsPerMinute
 {
     public static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
 
+    private readonly LogAllowance _window = new(linesPerMinute, charsPerMinute);
     private long? _windowOpened;
     private DateTimeOffset _windowOpenedAt;
-    private int _lines;
-    private long _chars;
-    private long _droppedLines;
-    private long _droppedChars;
 
     /// <summary>True while the current window drops every line: then a line need not even be parsed to be counted.</summary>
-    public bool IsDropping => _droppedLines > 0 && !WindowIsOver;
+    public bool IsDropping => _window.DroppedLines > 0 && !WindowIsOver;
 
     private bool WindowIsOver => _windowOpened is { } opened && clock.GetElapsedTime(opened) >= Window;
 
@@ -38,15 +35,13 @@ internal sealed class WorkerLogRateLimit(int linesPerMinute, long charsPerMinute
             _windowOpenedAt = clock.GetUtcNow();
         }
 
-        if (_droppedLines > 0 || _lines >= linesPerMinute || _chars + chars > charsPerMinute)
+        if (!_window.Fits(chars))
         {
-            _droppedLines++;
-            _droppedChars += chars;
+            _window.Drop(1, chars);
             return false;
         }
 
-        _lines++;
-        _chars += chars;
+        _window.Take(chars);
         return true;
     }
 
@@ -69,14 +64,11 @@ internal sealed class WorkerLogRateLimit(int linesPerMinute, long charsPerMinute
     private void Reset()
     {
         _windowOpened = null;
-        _lines = 0;
-        _chars = 0;
-        _droppedLines = 0;
-        _droppedChars = 0;
+        _window.Reset();
     }
 
-    private string? Summary() => _droppedLines == 0
+    private string? Summary() => _window.DroppedLines == 0
         ? null
         : string.Create(CultureInfo.InvariantCulture,
-            $"log over the daemon's budget: {_droppedLines} lines ({_droppedChars} characters) of this worker dropped in the minute from {_windowOpenedAt:yyyy-MM-dd'T'HH:mm:ss'Z'}; a worker may send {linesPerMinute} lines and {charsPerMinute} characters a minute (Sandbox:WorkerLogLinesPerMinute, Sandbox:WorkerLogCharsPerMinute)");
+            $"log over the daemon's budget: {_window.DroppedLines} lines ({_window.DroppedBytes} characters) of this worker dropped in the minute from {_windowOpenedAt:yyyy-MM-dd'T'HH:mm:ss'Z'}; a worker may send {linesPerMinute} lines and {charsPerMinute} characters a minute (Sandbox:WorkerLogLinesPerMinute, Sandbox:WorkerLogCharsPerMinute)");
 }
